@@ -1,0 +1,65 @@
+package fofi
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrInvalidOption is wrapped by every configuration error: a bad option
+// value, a nil context, a nil work or consume function, a nil inputs
+// iterator or a nil [Limiter]. Such errors are returned before any goroutine
+// starts and before any callback runs. Test for it with errors.Is.
+var ErrInvalidOption = errors.New("fofi: invalid option")
+
+// optionError is a configuration error. Its message names the option or
+// argument and the value, for example
+// "fofi: WithConcurrency(0): concurrency must be at least 1", and it wraps
+// [ErrInvalidOption].
+type optionError struct{ msg string }
+
+func (e *optionError) Error() string { return e.msg }
+func (e *optionError) Unwrap() error { return ErrInvalidOption }
+
+func configError(format string, args ...any) error {
+	return &optionError{"fofi: " + fmt.Sprintf(format, args...)}
+}
+
+// TaskError is the error of one work call: the call for the input at
+// position Index (counted from 0 in the order the inputs were pulled) returned
+// Err, or the [Limiter] returned Err before that call could start.
+//
+// Run, Stream and Map wrap every work error in a *TaskError; errors.Is and
+// errors.As see through it to Err.
+type TaskError struct {
+	Index int   // position of the input in the input sequence, from 0
+	Err   error // the error that work (or the Limiter) returned
+}
+
+// Error returns "fofi: input <Index>: <Err>".
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("fofi: input %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// PanicError is the value that Run, Stream and Map panic with on the caller's
+// goroutine when a work call or the inputs iterator panicked on one of the
+// goroutines they started. See the package documentation, section Panics.
+type PanicError struct {
+	Value any    // the value the goroutine panicked with
+	Stack []byte // the panicking goroutine's stack, as runtime/debug.Stack formats it
+}
+
+// Error returns the panic value followed by the stack of the goroutine that
+// panicked, so that a crash report shows where the panic happened.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("fofi: recovered panic: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns Value if it is an error, and nil otherwise, so that
+// errors.Is and errors.As see the error a goroutine panicked with.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

@@ -1,0 +1,140 @@
+package fofi
+
+import (
+	"context"
+	"sync"
+)
+
+// consume is the consumer: it receives result batches on the caller's
+// goroutine and passes their results to deliver, in completion order or,
+// with WithOrdered, in input order. It returns true when every batch has
+// been delivered, and false when the run stopped first.
+func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
+	var (
+		received int
+		expected = -1 // unknown until the feeder's end message
+		next     int  // WithOrdered: the index of the input to deliver next
+		// WithOrdered: batches that finished before the one starting at
+		// next, by start index. They hold at most window - 1 inputs, as
+		// the input at next is not consumed yet.
+		pending map[int]*batch[In, Out]
+	)
+	if r.cfg.ordered {
+		pending = make(map[int]*batch[In, Out])
+	}
+	for expected < 0 || received < expected {
+		var b *batch[In, Out]
+		select {
+		case b = <-r.out:
+		case <-r.done:
+			return false
+		}
+		if b.end {
+			expected = b.total
+			continue
+		}
+		received++
+		if !r.cfg.ordered {
+			if !r.deliver(b, deliver) {
+				return false
+			}
+			continue
+		}
+		if b.start != next {
+			pending[b.start] = b
+			continue
+		}
+		for b != nil {
+			next += len(b.in)
+			if !r.deliver(b, deliver) {
+				return false
+			}
+			if b = pending[next]; b != nil {
+				delete(pending, next)
+			}
+		}
+	}
+	return true
+}
+
+// deliver passes the results of b to fn, then returns b's inputs to the
+// window and b itself to the free list. It returns false when the run
+// stopped; no result is delivered after the run stopped.
+func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool) bool {
+	errs := b.errs
+	for i, v := range b.out {
+		if r.stopped() {
+			return false
+		}
+		var te *TaskError
+		if len(errs) > 0 && errs[0].Index == b.start+i {
+			te, errs = errs[0], errs[1:]
+		}
+		if !fn(v, te) {
+			return false
+		}
+	}
+	r.consumed.Add(int64(len(b.in)))
+	if r.feederWaiting.Load() {
+		select {
+		case r.room <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+	// Clear the batch so that it keeps no input or result reachable.
+	clear(b.in)
+	clear(b.out)
+	b.in, b.out, b.errs = b.in[:0], b.out[:0], nil
+	r.freeMu.Lock()
+	r.free = append(r.free, b)
+	r.freeMu.Unlock()
+	return true
+}
+
+// Merge fans the values of several channels into one: it returns a channel
+// that receives every value sent on chans, in the order they arrive, and is
+// closed once every channel in chans is closed, or ctx is done. Values still
+// unsent when ctx is done are dropped. Nil channels in chans are ignored, so
+// Merge with no channel, or only nil ones, returns a closed channel.
+//
+// Merge starts one goroutine per channel; all of them have exited, or are
+// about to exit without touching any channel, when the returned channel is
+// closed. The returned channel is unbuffered: a slow reader slows the
+// senders (backpressure), and a reader that stops reading must cancel ctx
+// so that the goroutines exit. Merge panics if ctx is nil.
+func Merge[T any](ctx context.Context, chans ...<-chan T) <-chan T {
+	if ctx == nil {
+		panic("fofi: Merge: nil context")
+	}
+	out := make(chan T)
+	var wg sync.WaitGroup
+	for _, c := range chans {
+		if c == nil {
+			continue
+		}
+		wg.Go(func() {
+			for {
+				select {
+				case v, ok := <-c:
+					if !ok {
+						return
+					}
+					select {
+					case out <- v:
+					case <-ctx.Done():
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	// The closer goroutine is out's only closer; it closes out after the
+	// last forwarder, its only senders, has returned.
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	return out
+}

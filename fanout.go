@@ -1,0 +1,466 @@
+package fofi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Run calls work for every input on up to [WithConcurrency] goroutines and
+// passes each result to consume, which is called on the goroutine that
+// called Run, one result at a time. It is the concurrent form of
+//
+//	for in := range inputs {
+//		out, err := work(ctx, in)
+//		if err != nil {
+//			return err
+//		}
+//		if err := consume(out); err != nil {
+//			return err
+//		}
+//	}
+//
+// and keeps its promises: Run returns when every input has been processed
+// or the run stopped, and in both cases only after every work call has
+// returned and every goroutine it started has exited.
+//
+// Results reach consume in completion order, or in input order with
+// [WithOrdered]. inputs is ranged over once, lazily, on one goroutine of
+// Run's, never further ahead of consume than the buffer allows (see
+// Backpressure in the package documentation).
+//
+// By default the first error stops the run: a work error, returned as a
+// [*TaskError], or a consume error, returned as is. Cancelling ctx stops the
+// run too, and Run returns an error for which errors.Is(err, ctx.Err())
+// holds. With [WithContinueOnError] work errors are collected instead. A
+// panic or runtime.Goexit in work or in inputs is replayed on the caller's
+// goroutine once the run has stopped (see Panics). Results that have not
+// reached consume when the run stops are dropped.
+//
+// Run returns nil for an empty input without calling work or consume. A nil
+// ctx, inputs, work or consume, or an invalid option, makes Run return an
+// error wrapping [ErrInvalidOption] before it calls anything.
+func Run[In, Out any](ctx context.Context, inputs iter.Seq[In],
+	work func(context.Context, In) (Out, error), consume func(Out) error, opts ...Option) error {
+	if consume == nil {
+		return configError("Run: nil consume function")
+	}
+	r, err := newRun("Run", ctx, inputs, work, opts)
+	if err != nil {
+		return err
+	}
+	var consumeErr error
+	return r.do(func(v Out, te *TaskError) bool {
+		if te != nil {
+			r.taskErrs = append(r.taskErrs, te)
+			return true
+		}
+		if consumeErr = consume(v); consumeErr != nil {
+			r.stop(consumeErr)
+			return false
+		}
+		return true
+	})
+}
+
+// Stream returns an iterator that runs work like [Run] each time it is
+// ranged over, and yields the results to the loop body on the ranging
+// goroutine: the loop body is the consumer. Every range starts a fresh run
+// and pulls inputs anew.
+//
+// By default a failed run yields one final (zero, err) pair and ends: err
+// is the first [*TaskError], the context's error or a configuration error
+// wrapping [ErrInvalidOption]. With [WithContinueOnError] every failed work
+// call is yielded as (zero, *TaskError) in its place in the sequence, and
+// the run goes on.
+//
+// Leaving the loop early, by break, return, panic or runtime.Goexit,
+// cancels the work in flight and waits for it: when the loop statement is
+// left, nothing the run started is still running. The yielded pairs are
+// valid after the loop.
+func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
+	work func(context.Context, In) (Out, error), opts ...Option) iter.Seq2[Out, error] {
+	return func(yield func(Out, error) bool) {
+		var zero Out
+		r, err := newRun("Stream", ctx, inputs, work, opts)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		broke := false
+		err = r.do(func(v Out, te *TaskError) bool {
+			var ok bool
+			if te != nil {
+				ok = yield(zero, te)
+			} else {
+				ok = yield(v, nil)
+			}
+			if !ok {
+				broke = true
+				r.stop(nil)
+			}
+			return ok
+		})
+		// Task errors have been yielded one by one; what is left is the
+		// reason the run stopped, if it was not the loop's own break.
+		if err != nil && !broke {
+			yield(zero, err)
+		}
+	}
+}
+
+// newRun validates the arguments and options. It starts nothing.
+func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
+	work func(context.Context, In) (Out, error), opts []Option) (*run[In, Out], error) {
+	switch {
+	case ctx == nil:
+		return nil, configError("%s: nil context", name)
+	case inputs == nil:
+		return nil, configError("%s: nil inputs iterator", name)
+	case work == nil:
+		return nil, configError("%s: nil work function", name)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &run[In, Out]{cfg: cfg, inputs: inputs}
+	r.call = newCaller(work, &cfg)
+	r.window = int64(cfg.concurrency) + int64(cfg.buffer) + 1
+	r.maxBatch = int(min(max(r.window/int64(cfg.concurrency+2), 1), maxBatch))
+	r.lifecycle.init(ctx)
+	return r, nil
+}
+
+// batch is the unit handed from the feeder to a worker and from the worker
+// to the consumer: consecutive inputs, starting at input index start, and
+// their results. Handing over batches instead of single items is what makes
+// short work cheap: one channel operation carries up to maxBatch items.
+type batch[In, Out any] struct {
+	start int
+	in    []In
+	out   []Out        // out[i] is the result of in[i], the zero value where it failed
+	errs  []*TaskError // with WithContinueOnError: the failures, by index
+
+	end   bool // the feeder's last message: no batch after this one ...
+	total int  // ... and this many batches before it
+}
+
+// Batch sizing. A batch should take about batchTarget to pull and to
+// work on: long enough that the cost of handing it over (a channel send and
+// a goroutine wake-up, about a microsecond) is small per item, short enough
+// that it delays no result noticeably. Sizes start at 1, double at most
+// once per batch, and fall at once when work or pulling gets slower, so
+// latency-bound work is always handed out one item at a time.
+const (
+	batchTarget = 25 * time.Microsecond
+	maxBatch    = 256
+)
+
+// run is the state of one Run or one range over a Stream.
+//
+// Goroutines: the feeder ranges over inputs and hands batches to workers;
+// up to concurrency workers, started through an errgroup as needed, call
+// work and hand result batches to the consumer; the consumer is the caller's
+// goroutine. The caller cancels the run and waits for the feeder and every
+// worker before it returns.
+//
+// Channels: in (feeder to workers) is unbuffered and closed by the feeder;
+// out (workers and feeder to consumer) is buffered and never closed: the
+// feeder's end message says how many batches to expect instead, so that no
+// goroutine has to wait for the workers in order to close it. room
+// (consumer to feeder) wakes a feeder waiting for space in the window.
+type run[In, Out any] struct {
+	lifecycle
+	cfg      config
+	inputs   iter.Seq[In]
+	call     caller[In, Out]
+	window   int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
+	maxBatch int   // so that concurrency + 2 full batches fit in the window
+
+	in   chan *batch[In, Out]
+	out  chan *batch[In, Out]
+	room chan struct{}
+
+	consumed      atomic.Int64 // inputs whose batch the consumer has finished
+	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
+	workNs        atomic.Int64 // work time per item in the last batch; 0 until measured
+
+	freeMu sync.Mutex
+	free   []*batch[In, Out] // batches the consumer is done with, for the feeder to reuse
+
+	feeder   sync.WaitGroup
+	workers  errgroup.Group
+	taskErrs []*TaskError // with WithContinueOnError; owned by the consumer
+}
+
+// do runs the whole run with deliver as the consumer; deliver returns false
+// to stop the run. do returns once nothing of the run is running, with the
+// run's error; it replays a panic or Goexit of the run's goroutines.
+func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
+	r.in = make(chan *batch[In, Out])
+	// out never blocks a sender in practice: at most window batches exist.
+	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
+	r.room = make(chan struct{}, 1)
+	r.workers.SetLimit(r.cfg.concurrency)
+	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
+
+	// The deferred shutdown also runs when deliver panics or calls
+	// runtime.Goexit: the panic then leaves Run only after every
+	// goroutine of the run has exited.
+	defer r.shutdown()
+	complete := r.consume(deliver)
+	r.shutdown()
+	r.replay()
+
+	var err error
+	if !complete {
+		err = r.err()
+	}
+	if len(r.taskErrs) == 0 {
+		return err
+	}
+	// Only WithContinueOnError collects task errors: report them in input
+	// order, then the reason the run stopped early, if any.
+	slices.SortFunc(r.taskErrs, func(a, b *TaskError) int { return a.Index - b.Index })
+	errs := make([]error, 0, len(r.taskErrs)+1)
+	for _, te := range r.taskErrs {
+		errs = append(errs, te)
+	}
+	return errors.Join(append(errs, err)...)
+}
+
+// shutdown stops the run and waits for its goroutines. It may run twice.
+// The feeder is waited for first: it is the only goroutine that starts
+// workers, so the errgroup's Wait never races with its Go.
+func (r *run[In, Out]) shutdown() {
+	r.stop(nil)
+	r.feeder.Wait()
+	r.workers.Wait()
+}
+
+// feed ranges over the inputs, packs them into batches and hands the
+// batches out, keeping pulled - consumed within the window.
+func (r *run[In, Out]) feed() {
+	var (
+		b        *batch[In, Out]
+		k        = 1     // size of the batch being filled
+		pulled   int64   // inputs pulled so far, which is also the next index
+		seen     int64   // consumed, as last read
+		batches  int     // batches handed out
+		finished = false // inputs returned, or a yield returned false
+		last     = time.Now()
+	)
+	handOut := func() bool {
+		// Pull time is measured up to the hand-over and from its end: a
+		// feeder waiting for busy workers is not a slow iterator.
+		pullPerItem := time.Since(last) / time.Duration(len(b.in))
+		if !r.dispatch(b) {
+			return false
+		}
+		batches++
+		k = r.nextBatchSize(k, pullPerItem)
+		last, b = time.Now(), nil
+		return true
+	}
+	r.inputs(func(v In) bool {
+		if finished || r.stopped() {
+			finished = true // an iterator that calls yield after false gets false again
+			return false
+		}
+		if b == nil {
+			b = r.newBatch(int(pulled))
+		}
+		b.in = append(b.in, v)
+		pulled++
+		if len(b.in) >= k && !handOut() {
+			finished = true
+			return false
+		}
+		if pulled-seen >= r.window {
+			seen = r.consumed.Load()
+			if pulled-seen >= r.window {
+				// The window is full. Hand out what is pending first:
+				// the consumer may be waiting for exactly those results.
+				if b != nil && !handOut() || !r.waitRoom(pulled) {
+					finished = true
+					return false
+				}
+				seen, last = r.consumed.Load(), time.Now()
+			}
+		}
+		return true
+	})
+	if b != nil && !finished && !r.stopped() {
+		if !handOut() {
+			return
+		}
+	}
+	close(r.in) // the feeder is the only sender on in
+	select {
+	case r.out <- &batch[In, Out]{end: true, total: batches}:
+	case <-r.done:
+	}
+}
+
+// nextBatchSize chooses the size of the next batch from the last measured
+// work time per item and the time it took to pull the last batch.
+func (r *run[In, Out]) nextBatchSize(k int, pullPerItem time.Duration) int {
+	work := time.Duration(r.workNs.Load())
+	if work == 0 {
+		return 1 // nothing measured yet: the work may be slow
+	}
+	perItem := max(work, pullPerItem, 1)
+	return int(max(1, min(int64(2*k), int64(batchTarget/perItem), int64(r.maxBatch))))
+}
+
+// dispatch hands b to an idle worker, or to a new one while fewer than
+// concurrency run, or else waits for a worker to become idle.
+func (r *run[In, Out]) dispatch(b *batch[In, Out]) bool {
+	select {
+	case r.in <- b:
+		return true
+	default:
+	}
+	if r.workers.TryGo(func() error { r.guard(func() { r.work(b) }); return nil }) {
+		return true
+	}
+	select {
+	case r.in <- b:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+// waitRoom blocks until the consumer has made room in the window for one
+// more input, or the run stops.
+func (r *run[In, Out]) waitRoom(pulled int64) bool {
+	for {
+		r.feederWaiting.Store(true)
+		// Either this load sees the consumer's increment, or the
+		// consumer's load of feederWaiting sees true and sends on room.
+		if pulled-r.consumed.Load() < r.window {
+			r.feederWaiting.Store(false)
+			return true
+		}
+		select {
+		case <-r.room:
+		case <-r.done:
+			return false
+		}
+	}
+}
+
+// work is a worker: it processes b and then every batch it receives, until
+// in is closed or the run stops.
+func (r *run[In, Out]) work(b *batch[In, Out]) {
+	for {
+		if !r.process(b) {
+			return
+		}
+		select {
+		case r.out <- b:
+		case <-r.done:
+			return
+		}
+		var ok bool
+		select {
+		case b, ok = <-r.in:
+			if !ok {
+				return
+			}
+		case <-r.done:
+			return
+		}
+	}
+}
+
+// process calls work for every input of b. It returns false when the run
+// stopped, in which case b is abandoned.
+func (r *run[In, Out]) process(b *batch[In, Out]) bool {
+	start := time.Now()
+	for i, v := range b.in {
+		if r.stopped() {
+			return false
+		}
+		out, err := r.call.call(r.ctx, v)
+		if err != nil {
+			te, ok := r.failed(b.start+i, err)
+			if !ok {
+				return false
+			}
+			b.errs = append(b.errs, te)
+			var zero Out
+			out = zero
+		}
+		b.out = append(b.out, out)
+	}
+	r.workNs.Store(int64(time.Since(start)) / int64(len(b.in)))
+	return true
+}
+
+// failed handles the error of the work call for input index. It returns
+// the TaskError to record and true when the run goes on.
+func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
+	if r.stopped() {
+		return nil, false // caused by the stop, not a reason for it
+	}
+	te := &TaskError{Index: index, Err: err}
+	if !r.cfg.continueOnError {
+		r.stop(te)
+		return nil, false
+	}
+	return te, true
+}
+
+// newBatch returns an empty batch for inputs from index start, reusing one
+// the consumer is done with when there is one.
+func (r *run[In, Out]) newBatch(start int) *batch[In, Out] {
+	r.freeMu.Lock()
+	n := len(r.free)
+	var b *batch[In, Out]
+	if n > 0 {
+		b = r.free[n-1]
+		r.free = r.free[:n-1]
+	}
+	r.freeMu.Unlock()
+	if b == nil {
+		b = new(batch[In, Out])
+	}
+	b.start = start
+	return b
+}
+
+// caller makes one work call the way the options say.
+type caller[In, Out any] struct {
+	work    func(context.Context, In) (Out, error)
+	timeout time.Duration
+	limiter Limiter
+}
+
+func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config) caller[In, Out] {
+	return caller[In, Out]{work: work, timeout: cfg.taskTimeout, limiter: cfg.limiter}
+}
+
+func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			var zero Out
+			return zero, fmt.Errorf("fofi: limiter: %w", err)
+		}
+	}
+	if c.timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.work(tctx, v)
+	}
+	return c.work(ctx, v)
+}

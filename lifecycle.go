@@ -1,0 +1,131 @@
+package fofi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+)
+
+// stopCause is the cause a run cancels its own context with. Wrapping every
+// cause of ours in it tells them apart from a cancellation of the parent
+// context, whose cause reaches the run's context unwrapped. err is nil for a
+// run that stops because it is finished or its consumer broke out of a loop.
+type stopCause struct{ err error }
+
+func (c *stopCause) Error() string {
+	if c.err == nil {
+		return "fofi: run stopped"
+	}
+	return c.err.Error()
+}
+
+// lifecycle is what every run shares between its goroutines: its context, the
+// first reason it stopped, and the panic or Goexit to replay on the caller's
+// goroutine.
+type lifecycle struct {
+	parent context.Context
+	ctx    context.Context // given to work; cancelled when the run stops
+	cancel context.CancelCauseFunc
+	done   <-chan struct{} // ctx.Done(), kept to poll it cheaply on the per-item path
+
+	mu       sync.Mutex
+	panicked *PanicError // the first panic of a goroutine of the run
+	goexited bool        // a goroutine of the run called runtime.Goexit
+}
+
+func (l *lifecycle) init(parent context.Context) {
+	l.parent = parent
+	l.ctx, l.cancel = context.WithCancelCause(parent)
+	l.done = l.ctx.Done()
+}
+
+// stopped reports whether the run's context is done. A non-blocking receive
+// on a channel is a single atomic load when the channel is open, cheap
+// enough to ask before every work call and every consume.
+func (l *lifecycle) stopped() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop cancels the run with err as its reason, unless it stopped already:
+// the first reason wins, and the cancellations it causes are not reasons.
+func (l *lifecycle) stop(err error) { l.cancel(&stopCause{err}) }
+
+// guard runs f, the body of a goroutine the run started, and turns a panic or
+// a runtime.Goexit in it into a stop of the run.
+//
+// Why recover at all, when errgroup deliberately does not (golang/go#53757)?
+// Its reasons are a delayed panic, a stack reduced to a value, and a Wait
+// that a broken program never reaches. Here the panic is delayed only until
+// the in-flight calls of this run return, which they do promptly because the
+// run's context is cancelled at once; the worker's stack travels in the
+// PanicError and is printed by its Error method; and the caller's goroutine
+// is always waiting for this goroutine, so the replay is always reached. In
+// exchange the caller gets what a for loop would give: the panic on its own
+// goroutine, where its defers run and its recover works, and nothing of the
+// run still running when it unwinds.
+func (l *lifecycle) guard(f func()) {
+	normal := false
+	defer func() {
+		if normal {
+			return
+		}
+		v := recover()
+		l.mu.Lock()
+		if v != nil {
+			if l.panicked == nil {
+				l.panicked = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		} else {
+			// recover returns nil only when there is no panic (since Go
+			// 1.21 panic(nil) panics with *runtime.PanicNilError), so f
+			// left through runtime.Goexit.
+			l.goexited = true
+		}
+		l.mu.Unlock()
+		l.stop(errors.New("fofi: goroutine panicked or exited"))
+	}()
+	f()
+	normal = true
+}
+
+// replay re-raises on the caller's goroutine a panic or Goexit of one of the
+// run's goroutines. Call it only after every goroutine of the run has exited.
+// A panic wins over a Goexit, as it carries more information.
+func (l *lifecycle) replay() {
+	l.mu.Lock()
+	p, g := l.panicked, l.goexited
+	l.mu.Unlock()
+	if p != nil {
+		panic(p)
+	}
+	if g {
+		runtime.Goexit()
+	}
+}
+
+// err is the error of a run that did not finish: the first error of the run
+// itself, or the parent context's error when the parent was cancelled first.
+func (l *lifecycle) err() error {
+	cause := context.Cause(l.ctx)
+	if c, ok := cause.(*stopCause); ok {
+		return c.err
+	}
+	if cause == nil {
+		return nil
+	}
+	// The parent was cancelled first. Return its Err, so that
+	// errors.Is(err, ctx.Err()) holds, and keep a custom cause visible.
+	err := l.parent.Err()
+	if err == nil || errors.Is(cause, err) {
+		return cause
+	}
+	return fmt.Errorf("%w: %w", err, cause)
+}

@@ -1,0 +1,145 @@
+package fofi
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Map calls work for every element of inputs on up to [WithConcurrency]
+// goroutines and returns the results in input order: out[i] is the result
+// for inputs[i], and len(out) == len(inputs). Map returns when every call
+// has returned, and only after every goroutine it started has exited.
+//
+// By default the first error stops the run and Map returns (nil, err), err
+// being the first [*TaskError] or the context's error (errors.Is(err,
+// ctx.Err()) holds). With [WithContinueOnError] Map returns every result,
+// the zero value where work failed, and errors.Join of the [*TaskError]s in
+// input order. A panic or runtime.Goexit in work is replayed on the caller's
+// goroutine (see Panics).
+//
+// Map has the whole input at hand, so it needs no feeder and no result
+// channel: workers claim ranges of indexes and write their results in
+// place. [WithBuffer] and [WithOrdered] have no effect on it. Map returns an
+// empty, non-nil slice for empty inputs without calling work; a nil ctx or
+// work, or an invalid option, makes it return an error wrapping
+// [ErrInvalidOption].
+func Map[In, Out any](ctx context.Context, inputs []In,
+	work func(context.Context, In) (Out, error), opts ...Option) ([]Out, error) {
+	switch {
+	case ctx == nil:
+		return nil, configError("Map: nil context")
+	case work == nil:
+		return nil, configError("Map: nil work function")
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	m := &mapRun[In, Out]{cfg: cfg, inputs: inputs, out: make([]Out, len(inputs))}
+	if len(inputs) == 0 {
+		return m.out, nil
+	}
+	m.call = newCaller(work, &cfg)
+	m.lifecycle.init(ctx)
+	return m.do()
+}
+
+// mapRun is the state of one Map call. Its workers, started through an
+// errgroup, claim ranges of indexes from next; the caller waits for all of
+// them.
+type mapRun[In, Out any] struct {
+	lifecycle
+	cfg    config
+	inputs []In
+	out    []Out
+	call   caller[In, Out]
+	next   atomic.Int64 // the first index no worker has claimed
+	// abandoned is set by a worker that left a claimed range unfinished
+	// because the run stopped; a Map without it is complete.
+	abandoned atomic.Bool
+
+	errMu    sync.Mutex
+	taskErrs []*TaskError
+}
+
+func (m *mapRun[In, Out]) do() ([]Out, error) {
+	var g errgroup.Group
+	workers := min(m.cfg.concurrency, len(m.inputs))
+	// Stop the run and wait for the workers even when this goroutine is
+	// unwound by a panic in the errgroup (which cannot happen today) or
+	// a Goexit: nothing started here outlives the call.
+	defer func() { m.stop(nil); g.Wait() }()
+	for range workers {
+		g.Go(func() error { m.guard(func() { m.work(workers) }); return nil })
+	}
+	g.Wait()
+	m.replay()
+
+	err := error(nil)
+	if m.abandoned.Load() {
+		err = m.err()
+	}
+	if len(m.taskErrs) == 0 {
+		if err != nil {
+			return nil, err
+		}
+		return m.out, nil
+	}
+	slices.SortFunc(m.taskErrs, func(a, b *TaskError) int { return a.Index - b.Index })
+	errs := make([]error, 0, len(m.taskErrs)+1)
+	for _, te := range m.taskErrs {
+		errs = append(errs, te)
+	}
+	return m.out, errors.Join(append(errs, err)...)
+}
+
+// work claims ranges of indexes until none is left or the run stops. A
+// range takes about batchTarget: it starts at one index, so slow work is
+// spread one call per worker, and doubles while calls are quick; near the
+// end ranges shrink so that the workers finish together.
+func (m *mapRun[In, Out]) work(workers int) {
+	n := int64(len(m.inputs))
+	k := int64(1)
+	for {
+		end := m.next.Add(k)
+		start := end - k
+		if start >= n {
+			return
+		}
+		end = min(end, n)
+		t0 := time.Now()
+		for i := start; i < end; i++ {
+			if m.stopped() {
+				m.abandoned.Store(true)
+				return
+			}
+			v, err := m.call.call(m.ctx, m.inputs[i])
+			if err != nil {
+				if m.stopped() {
+					m.abandoned.Store(true)
+					return // caused by the stop, not a reason for it
+				}
+				te := &TaskError{Index: int(i), Err: err}
+				if !m.cfg.continueOnError {
+					m.stop(te)
+					m.abandoned.Store(true)
+					return
+				}
+				m.errMu.Lock()
+				m.taskErrs = append(m.taskErrs, te)
+				m.errMu.Unlock()
+				continue
+			}
+			m.out[i] = v
+		}
+		perItem := max(time.Since(t0)/time.Duration(end-start), 1)
+		left := n - m.next.Load()
+		k = max(1, min(2*k, int64(batchTarget/perItem), left/int64(2*workers), maxBatch))
+	}
+}

@@ -1,0 +1,158 @@
+package fofi
+
+import (
+	"context"
+	"reflect"
+	"runtime"
+	"time"
+)
+
+// An Option configures a call of [Run], [Stream] or [Map]. Options are
+// applied in order, so a later option overrides an earlier one of the same
+// kind; the resulting configuration is validated once, before any goroutine
+// starts, and an invalid value makes the call return an error wrapping
+// [ErrInvalidOption]. The zero Option does nothing. Options are plain values:
+// one Option may be shared by any number of calls and goroutines.
+type Option struct {
+	apply func(*config)
+}
+
+// Limiter paces the start of work calls: Run, Stream and Map call Wait
+// before every work call and start the call only when Wait returns nil.
+// Wait must return promptly with a non-nil error when ctx is cancelled.
+// *rate.Limiter from golang.org/x/time/rate satisfies Limiter.
+//
+// Wait is called from several goroutines at once, so it must be safe for
+// concurrent use. A non-nil error that is not caused by the run stopping is
+// reported as a [*TaskError] for the input whose call it would have started.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Limits that keep a mistyped value from turning into an enormous
+// allocation or a run that can never fill its window.
+const (
+	maxConcurrency = 1 << 24
+	maxBuffer      = 1 << 24
+	// defaultBufferPerWorker sets the default buffer to 128 results per
+	// unit of concurrency: enough room for the batches that make short work
+	// cheap (see batching in fanout.go) at every concurrency.
+	defaultBufferPerWorker = 128
+)
+
+// config is what the options produce. The zero value is not valid: use
+// newConfig.
+type config struct {
+	concurrency     int
+	buffer          int // 128 × concurrency unless bufferSet
+	bufferSet       bool
+	ordered         bool
+	continueOnError bool
+
+	taskTimeout    time.Duration
+	taskTimeoutSet bool
+
+	limiter    Limiter
+	limiterSet bool
+	// Room for WithPool: the pool a run draws its slots from.
+}
+
+// WithConcurrency sets the largest number of work calls in flight at once
+// to n. The default is runtime.GOMAXPROCS(0), which suits CPU-bound work;
+// latency-bound work (network calls, disk, sleeps) usually wants more.
+// n must be between 1 and 1<<24. Goroutines are started only as work
+// needs them, so a large n costs nothing when the work is quick. The default
+// buffer grows with n (see [WithBuffer]).
+func WithConcurrency(n int) Option {
+	return Option{func(c *config) { c.concurrency = n }}
+}
+
+// WithBuffer sets how many finished results may wait for the consumer.
+// While the consumer is busy, work goes on until n results wait; then the
+// producers block (backpressure). The default is 128 × concurrency, which
+// lets fofi hand short work over in batches; a small buffer makes each hand
+// over smaller and so costs speed, never correctness. n must be between 0
+// and 1<<24; WithBuffer(0) hands every result straight to the consumer.
+//
+// With a blocked consumer at most concurrency + n + 1 results exist at
+// once, and inputs are pulled at most concurrency + n + 2 ahead of consume.
+// [Map] has no consumer and ignores the buffer (it still validates n).
+func WithBuffer(n int) Option {
+	return Option{func(c *config) { c.buffer, c.bufferSet = n, true }}
+}
+
+// WithOrdered makes [Run] and [Stream] deliver results in input order
+// instead of completion order. A slow input holds back the results after it:
+// at most concurrency + buffer results wait for it, after which no new work
+// starts until it is done. See the package documentation, section Ordering.
+// [Map] is always ordered.
+func WithOrdered() Option {
+	return Option{func(c *config) { c.ordered = true }}
+}
+
+// WithContinueOnError makes a failed work call not stop the run: every
+// other input is still processed and every successful result still reaches
+// the consumer. [Run] and [Map] then return errors.Join of the
+// [*TaskError]s in input order; [Stream] yields each failure as it comes.
+// A consume error, a panic and cancellation still stop the run.
+func WithContinueOnError() Option {
+	return Option{func(c *config) { c.continueOnError = true }}
+}
+
+// WithTaskTimeout gives every work call a context that expires d after the
+// call starts (time spent waiting for a [Limiter] does not count). A call
+// that fails because of it returns an error like any other: with
+// context.DeadlineExceeded inside a [*TaskError]. d must be positive; by
+// default work calls have no timeout of their own.
+func WithTaskTimeout(d time.Duration) Option {
+	return Option{func(c *config) { c.taskTimeout, c.taskTimeoutSet = d, true }}
+}
+
+// WithLimiter makes every work call wait for l before it starts (see
+// [Limiter]). The wait happens on the goroutine that will make the call, so
+// waiting calls count against the concurrency limit. l must not be nil; by
+// default there is no limiter.
+func WithLimiter(l Limiter) Option {
+	return Option{func(c *config) { c.limiter, c.limiterSet = l, true }}
+}
+
+// newConfig applies opts over the defaults and validates the result once.
+func newConfig(opts []Option) (config, error) {
+	c := config{concurrency: runtime.GOMAXPROCS(0)}
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(&c)
+		}
+	}
+	switch {
+	case c.concurrency < 1:
+		return c, configError("WithConcurrency(%d): concurrency must be at least 1", c.concurrency)
+	case c.concurrency > maxConcurrency:
+		return c, configError("WithConcurrency(%d): concurrency must be at most %d", c.concurrency, maxConcurrency)
+	case c.buffer < 0:
+		return c, configError("WithBuffer(%d): buffer must be at least 0", c.buffer)
+	case c.buffer > maxBuffer:
+		return c, configError("WithBuffer(%d): buffer must be at most %d", c.buffer, maxBuffer)
+	case c.taskTimeoutSet && c.taskTimeout <= 0:
+		return c, configError("WithTaskTimeout(%v): timeout must be positive", c.taskTimeout)
+	case c.limiterSet && isNil(c.limiter):
+		return c, configError("WithLimiter(nil): limiter must not be nil")
+	}
+	if !c.bufferSet {
+		c.buffer = defaultBufferPerWorker * c.concurrency
+	}
+	return c, nil
+}
+
+// isNil reports whether l is nil or a typed nil pointer, which would panic
+// on the first Wait.
+func isNil(l Limiter) bool {
+	if l == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(l); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.Slice:
+		return v.IsNil()
+	}
+	return false
+}
