@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -160,8 +161,11 @@ type batch[In, Out any] struct {
 // once per batch, and fall at once when work or pulling gets slower, so
 // latency-bound work is always handed out one item at a time.
 const (
-	batchTarget = 25 * time.Microsecond
+	batchTarget = 100 * time.Microsecond
 	maxBatch    = 256
+	// queuedBatches is how many batches the feeder may queue for the
+	// workers (see dispatch).
+	queuedBatches = 8
 )
 
 // run is the state of one Run or one range over a Stream.
@@ -185,9 +189,10 @@ type run[In, Out any] struct {
 	window   int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
 	maxBatch int   // so that concurrency + 2 full batches fit in the window
 
-	in   chan *batch[In, Out]
-	out  chan *batch[In, Out]
-	room chan struct{}
+	in      chan *batch[In, Out]
+	started int // workers started; owned by the feeder
+	out     chan *batch[In, Out]
+	room    chan struct{}
 
 	consumed      atomic.Int64 // inputs whose batch the consumer has finished
 	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
@@ -205,7 +210,7 @@ type run[In, Out any] struct {
 // to stop the run. do returns once nothing of the run is running, with the
 // run's error; it replays a panic or Goexit of the run's goroutines.
 func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
-	r.in = make(chan *batch[In, Out])
+	r.in = make(chan *batch[In, Out], min(r.cfg.concurrency, queuedBatches))
 	// out never blocks a sender in practice: at most window batches exist.
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
@@ -241,7 +246,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 // The feeder is waited for first: it is the only goroutine that starts
 // workers, so the errgroup's Wait never races with its Go.
 func (r *run[In, Out]) shutdown() {
-	r.stop(nil)
+	r.release()
 	r.feeder.Wait()
 	r.workers.Wait()
 }
@@ -276,7 +281,7 @@ func (r *run[In, Out]) feed() {
 			return false
 		}
 		if b == nil {
-			b = r.newBatch(int(pulled))
+			b = r.newBatch(int(pulled), k)
 		}
 		b.in = append(b.in, v)
 		pulled++
@@ -321,23 +326,27 @@ func (r *run[In, Out]) nextBatchSize(k int, pullPerItem time.Duration) int {
 	return int(max(1, min(int64(2*k), int64(batchTarget/perItem), int64(r.maxBatch))))
 }
 
-// dispatch hands b to an idle worker, or to a new one while fewer than
-// concurrency run, or else waits for a worker to become idle.
+// dispatch queues b for the workers, and starts one more worker when b
+// is still queued afterwards, which means no worker was idle to take it,
+// while fewer than concurrency run.
+//
+// The queue is buffered so that the feeder can run ahead of the workers
+// by a few batches. Without that, a worker taking a batch from the blocked
+// feeder readies it on the worker's own processor (Go's scheduler puts it
+// in runnext, which idle processors are slow to steal from), and feeder and
+// workers end up taking turns on one processor.
 func (r *run[In, Out]) dispatch(b *batch[In, Out]) bool {
 	select {
 	case r.in <- b:
-		return true
-	default:
-	}
-	if r.workers.TryGo(func() error { r.guard(func() { r.work(b) }); return nil }) {
-		return true
-	}
-	select {
-	case r.in <- b:
-		return true
 	case <-r.done:
 		return false
 	}
+	if r.started < r.cfg.concurrency && len(r.in) > 0 {
+		if r.workers.TryGo(func() error { r.guard(r.work); return nil }) {
+			r.started++
+		}
+	}
+	return true
 }
 
 // waitRoom blocks until the consumer has made room in the window for one
@@ -359,24 +368,32 @@ func (r *run[In, Out]) waitRoom(pulled int64) bool {
 	}
 }
 
-// work is a worker: it processes b and then every batch it receives, until
-// in is closed or the run stops.
-func (r *run[In, Out]) work(b *batch[In, Out]) {
+// work is a worker: it processes batches from in until in is closed or
+// the run stops.
+func (r *run[In, Out]) work() {
 	for {
-		if !r.process(b) {
-			return
-		}
-		select {
-		case r.out <- b:
-		case <-r.done:
-			return
-		}
+		var b *batch[In, Out]
 		var ok bool
 		select {
 		case b, ok = <-r.in:
 			if !ok {
 				return
 			}
+		case <-r.done:
+			return
+		}
+		// Let the goroutines this worker just woke up, the feeder (by
+		// taking from a full queue) or the consumer (by sending), run
+		// now. Woken goroutines wait in this processor's runnext slot,
+		// which idle processors are slow to steal from, so without
+		// this they wait for the whole next batch, and the workers then
+		// wait for them.
+		runtime.Gosched()
+		if !r.process(b) {
+			return
+		}
+		select {
+		case r.out <- b:
 		case <-r.done:
 			return
 		}
@@ -422,8 +439,9 @@ func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
 }
 
 // newBatch returns an empty batch for inputs from index start, reusing one
-// the consumer is done with when there is one.
-func (r *run[In, Out]) newBatch(start int) *batch[In, Out] {
+// the consumer is done with when there is one, or else making one with room
+// for k inputs.
+func (r *run[In, Out]) newBatch(start, k int) *batch[In, Out] {
 	r.freeMu.Lock()
 	n := len(r.free)
 	var b *batch[In, Out]
@@ -433,7 +451,7 @@ func (r *run[In, Out]) newBatch(start int) *batch[In, Out] {
 	}
 	r.freeMu.Unlock()
 	if b == nil {
-		b = new(batch[In, Out])
+		b = &batch[In, Out]{in: make([]In, 0, k), out: make([]Out, 0, k)}
 	}
 	b.start = start
 	return b

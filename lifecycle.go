@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // stopCause is the cause a run cancels its own context with. Wrapping every
@@ -29,7 +30,16 @@ type lifecycle struct {
 	parent context.Context
 	ctx    context.Context // given to work; cancelled when the run stops
 	cancel context.CancelCauseFunc
-	done   <-chan struct{} // ctx.Done(), kept to poll it cheaply on the per-item path
+	done   <-chan struct{} // ctx.Done()
+
+	// halted is set when ctx is done: by stop itself, and by an
+	// AfterFunc when the parent is cancelled. The per-item path asks it
+	// instead of polling done, which costs a function call into the
+	// channel code per item.
+	halted      atomic.Bool
+	stopAfter   func() bool   // unregisters the AfterFunc
+	afterFuncOK chan struct{} // closed when the AfterFunc has run
+	released    bool          // release has run; owned by the caller
 
 	mu       sync.Mutex
 	panicked *PanicError // the first panic of a goroutine of the run
@@ -40,23 +50,39 @@ func (l *lifecycle) init(parent context.Context) {
 	l.parent = parent
 	l.ctx, l.cancel = context.WithCancelCause(parent)
 	l.done = l.ctx.Done()
+	l.afterFuncOK = make(chan struct{})
+	l.stopAfter = context.AfterFunc(l.ctx, func() {
+		l.halted.Store(true)
+		close(l.afterFuncOK)
+	})
 }
 
-// stopped reports whether the run's context is done. A non-blocking receive
-// on a channel is a single atomic load when the channel is open, cheap
-// enough to ask before every work call and every consume.
-func (l *lifecycle) stopped() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
-}
+// stopped reports whether the run's context is done. It is one atomic
+// load, cheap enough to ask before every work call and every consume.
+func (l *lifecycle) stopped() bool { return l.halted.Load() }
 
 // stop cancels the run with err as its reason, unless it stopped already:
 // the first reason wins, and the cancellations it causes are not reasons.
-func (l *lifecycle) stop(err error) { l.cancel(&stopCause{err}) }
+func (l *lifecycle) stop(err error) {
+	l.halted.Store(true)
+	l.cancel(&stopCause{err})
+}
+
+// release stops the run, if it is still going, and waits for the
+// AfterFunc's goroutine if it was started, so that nothing of the
+// lifecycle runs afterwards. Only the caller's goroutine calls it; calls
+// after the first do nothing.
+func (l *lifecycle) release() {
+	if l.released {
+		return
+	}
+	l.released = true
+	// Unregister first, so that the stop below starts no goroutine.
+	if !l.stopAfter() {
+		<-l.afterFuncOK
+	}
+	l.stop(nil)
+}
 
 // guard runs f, the body of a goroutine the run started, and turns a panic or
 // a runtime.Goexit in it into a stop of the run.

@@ -74,11 +74,12 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	// Stop the run and wait for the workers even when this goroutine is
 	// unwound by a panic in the errgroup (which cannot happen today) or
 	// a Goexit: nothing started here outlives the call.
-	defer func() { m.stop(nil); g.Wait() }()
+	defer func() { m.release(); g.Wait() }()
 	for range workers {
 		g.Go(func() error { m.guard(func() { m.work(workers) }); return nil })
 	}
 	g.Wait()
+	m.release()
 	m.replay()
 
 	err := error(nil)

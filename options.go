@@ -34,9 +34,11 @@ type Limiter interface {
 const (
 	maxConcurrency = 1 << 24
 	maxBuffer      = 1 << 24
-	// defaultBufferPerWorker sets the default buffer to 128 results per
-	// unit of concurrency: enough room for the batches that make short work
-	// cheap (see batching in fanout.go) at every concurrency.
+	// The default buffer, max(minDefaultBuffer, defaultBufferPerWorker ×
+	// concurrency), leaves room for the batches that make short work cheap
+	// (see batching in fanout.go) at every concurrency: the window holds
+	// concurrency + 2 full batches.
+	minDefaultBuffer       = 1024
 	defaultBufferPerWorker = 128
 )
 
@@ -69,8 +71,9 @@ func WithConcurrency(n int) Option {
 
 // WithBuffer sets how many finished results may wait for the consumer.
 // While the consumer is busy, work goes on until n results wait; then the
-// producers block (backpressure). The default is 128 × concurrency, which
-// lets fofi hand short work over in batches; a small buffer makes each hand
+// producers block (backpressure). The default is 1024 or 128 ×
+// concurrency, whichever is larger, which lets fofi hand short work over in
+// batches; a small buffer makes each hand
 // over smaller and so costs speed, never correctness. n must be between 0
 // and 1<<24; WithBuffer(0) hands every result straight to the consumer.
 //
@@ -139,7 +142,7 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithLimiter(nil): limiter must not be nil")
 	}
 	if !c.bufferSet {
-		c.buffer = defaultBufferPerWorker * c.concurrency
+		c.buffer = max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency)
 	}
 	return c, nil
 }

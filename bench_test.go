@@ -1,0 +1,181 @@
+package fofi_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"math"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/fofi-go/fofi"
+	"golang.org/x/sync/errgroup"
+)
+
+// The benchmarks compare fofi's entry points with the sequential loop and
+// with the errgroup version people write by hand, on three workloads:
+//
+//	trivial: work is x*2; the cost measured is fofi's own, per item.
+//	cpu:     about 1µs of arithmetic per item; speed-up over the loop.
+//	sleep:   1ms sleeps; wall time over the ideal ceil(n/c) sleeps.
+//
+// Compare implementations with
+//
+//	go test -run '^$' -bench . -count 10 | tee new.txt
+//	benchstat -col /impl new.txt
+
+type impl struct {
+	name string
+	run  func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error
+}
+
+var impls = []impl{
+	{"loop", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		for i := range n {
+			v, err := work(ctx, i)
+			if err != nil {
+				return err
+			}
+			sink(v)
+		}
+		return nil
+	}},
+	{"errgroup", errgroupPerItem},
+	{"Run", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		return fofi.Run(ctx, count(n), work, func(v int) error { sink(v); return nil }, fofi.WithConcurrency(c))
+	}},
+	{"RunOrdered", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		return fofi.Run(ctx, count(n), work, func(v int) error { sink(v); return nil }, fofi.WithConcurrency(c), fofi.WithOrdered())
+	}},
+	{"Stream", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		for v, err := range fofi.Stream(ctx, count(n), work, fofi.WithConcurrency(c)) {
+			if err != nil {
+				return err
+			}
+			sink(v)
+		}
+		return nil
+	}},
+	{"Map", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		in := make([]int, n)
+		for i := range in {
+			in[i] = i
+		}
+		out, err := fofi.Map(ctx, in, work, fofi.WithConcurrency(c))
+		for _, v := range out {
+			sink(v)
+		}
+		return err
+	}},
+}
+
+// errgroupPerItem is the hand-written baseline: errgroup with SetLimit, one
+// goroutine per item, results fanned in through a channel to one consumer.
+func errgroupPerItem(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(c)
+	results := make(chan int, c)
+	go func() {
+		for i := range n {
+			g.Go(func() error {
+				v, err := work(ctx, i)
+				if err != nil {
+					return err
+				}
+				select {
+				case results <- v:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			})
+		}
+		g.Wait()
+		close(results)
+	}()
+	for v := range results {
+		sink(v)
+	}
+	return g.Wait()
+}
+
+func count(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+var sinkValue int
+
+func double(_ context.Context, x int) (int, error) { return x * 2, nil }
+
+// spin does about 1µs of arithmetic.
+func spin(_ context.Context, x int) (int, error) {
+	f := float64(x)
+	for range 110 {
+		f = math.Sqrt(f*f + 1)
+	}
+	return int(f), nil
+}
+
+func runBench(b *testing.B, im impl, n, c int, work func(context.Context, int) (int, error)) {
+	b.ReportAllocs()
+	ctx := context.Background()
+	sum := 0
+	for b.Loop() {
+		if err := im.run(ctx, n, c, work, func(v int) { sum += v }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sinkValue = sum
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+}
+
+func BenchmarkFanOut(b *testing.B) {
+	for _, c := range []int{2, 8, 64} {
+		for _, im := range impls {
+			b.Run(fmt.Sprintf("work=trivial/c=%d/impl=%s", c, im.name), func(b *testing.B) {
+				runBench(b, im, 10_000, c, double)
+			})
+		}
+	}
+	for _, im := range impls {
+		b.Run(fmt.Sprintf("work=cpu1us/c=2/impl=%s", im.name), func(b *testing.B) {
+			runBench(b, im, 10_000, 2, spin)
+		})
+	}
+}
+
+// BenchmarkSleep reports wall time over the ideal ceil(n/c) sleeps, with the
+// length of one sleep measured on this machine (a 1ms timer fires late).
+func BenchmarkSleep(b *testing.B) {
+	const n, c = 200, 50
+	oneSleep := measureSleep(time.Millisecond)
+	sleep := func(ctx context.Context, x int) (int, error) { time.Sleep(time.Millisecond); return x, nil }
+	for _, im := range impls {
+		if im.name == "loop" {
+			continue
+		}
+		b.Run(fmt.Sprintf("work=sleep1ms/c=%d/impl=%s", c, im.name), func(b *testing.B) {
+			runBench(b, im, n, c, sleep)
+			ideal := float64((n+c-1)/c) * float64(oneSleep)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/ideal, "wall/ideal")
+		})
+	}
+}
+
+func measureSleep(d time.Duration) time.Duration {
+	var s []time.Duration
+	for range 21 {
+		t := time.Now()
+		time.Sleep(d)
+		s = append(s, time.Since(t))
+	}
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
