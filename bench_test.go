@@ -6,6 +6,7 @@ import (
 	"iter"
 	"math"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,7 +158,21 @@ func BenchmarkSleep(b *testing.B) {
 	const n, c = 200, 50
 	oneSleep := measureSleep(time.Millisecond)
 	sleep := func(ctx context.Context, x int) (int, error) { time.Sleep(time.Millisecond); return x, nil }
-	for _, im := range impls {
+	// floor is the ideal made real: c goroutines each sleeping ceil(n/c)
+	// times in a row, with no fan-out or fan-in around the sleeps.
+	floor := impl{"floor", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+		var wg sync.WaitGroup
+		for w := range c {
+			wg.Go(func() {
+				for i := w; i < n; i += c {
+					work(ctx, i)
+				}
+			})
+		}
+		wg.Wait()
+		return nil
+	}}
+	for _, im := range append([]impl{floor}, impls...) {
 		if im.name == "loop" {
 			continue
 		}

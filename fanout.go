@@ -326,9 +326,12 @@ func (r *run[In, Out]) nextBatchSize(k int, pullPerItem time.Duration) int {
 	return int(max(1, min(int64(2*k), int64(batchTarget/perItem), int64(r.maxBatch))))
 }
 
-// dispatch queues b for the workers, and starts one more worker when b
-// is still queued afterwards, which means no worker was idle to take it,
-// while fewer than concurrency run.
+// dispatch queues b for the workers, and starts one more worker, while
+// fewer than concurrency run, when the workers running do not keep up:
+// when b is still queued and the work is slow (or not measured yet), or
+// when the queue is full. Slow work thus gets a worker for every batch at
+// once, and quick work runs on a few goroutines however high the
+// concurrency.
 //
 // The queue is buffered so that the feeder can run ahead of the workers
 // by a few batches. Without that, a worker taking a batch from the blocked
@@ -341,12 +344,22 @@ func (r *run[In, Out]) dispatch(b *batch[In, Out]) bool {
 	case <-r.done:
 		return false
 	}
-	if r.started < r.cfg.concurrency && len(r.in) > 0 {
+	if r.started < r.cfg.concurrency && (r.started == 0 || r.behind()) {
 		if r.workers.TryGo(func() error { r.guard(r.work); return nil }) {
 			r.started++
 		}
 	}
 	return true
+}
+
+// behind reports whether the workers running fall behind the feeder.
+func (r *run[In, Out]) behind() bool {
+	queued := len(r.in)
+	if queued == cap(r.in) {
+		return true
+	}
+	work := time.Duration(r.workNs.Load())
+	return queued > 0 && (work == 0 || work >= batchTarget)
 }
 
 // waitRoom blocks until the consumer has made room in the window for one
@@ -438,20 +451,24 @@ func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
 	return te, true
 }
 
-// newBatch returns an empty batch for inputs from index start, reusing one
-// the consumer is done with when there is one, or else making one with room
-// for k inputs.
+// newBatch returns an empty batch for inputs from index start with room
+// for k inputs. It reuses a batch the consumer is done with when there is
+// one; a reused batch too small for k is dropped, and a new one gets room
+// for a few doublings of k, so that the ramp-up to full-size batches costs
+// a handful of allocations, not one per batch.
 func (r *run[In, Out]) newBatch(start, k int) *batch[In, Out] {
 	r.freeMu.Lock()
 	n := len(r.free)
 	var b *batch[In, Out]
 	if n > 0 {
 		b = r.free[n-1]
+		r.free[n-1] = nil
 		r.free = r.free[:n-1]
 	}
 	r.freeMu.Unlock()
-	if b == nil {
-		b = &batch[In, Out]{in: make([]In, 0, k), out: make([]Out, 0, k)}
+	if b == nil || cap(b.in) < k {
+		size := min(4*k, r.maxBatch)
+		b = &batch[In, Out]{in: make([]In, 0, size), out: make([]Out, 0, size)}
 	}
 	b.start = start
 	return b
