@@ -1,0 +1,247 @@
+// Fofi runs the classic fan-out / fan-in demonstration on package fofi:
+// expensive jobs, each produced by a producer that takes a random while,
+// fanned out to concurrent producers and fanned back in to one consumer
+// that processes the outputs one at a time. It prints a trace of every step
+// and the wall time of the whole run.
+//
+// Usage:
+//
+//	fofi [flags]
+//
+// The flags are:
+//
+//	-jobs n         number of jobs (default 5)
+//	-concurrency n  producers running at once, fofi.WithConcurrency (default 5)
+//	-buffer n       outputs that may wait for the consumer, fofi.WithBuffer
+//	                (default: fofi's default; 0 hands each output straight over)
+//	-work MIN-MAX   time a producer takes, drawn uniformly from [MIN, MAX];
+//	                a single duration fixes it (default 1s-3s)
+//	-consume d      time the consumer takes per output (default 100ms)
+//	-ordered        consume outputs in job order, fofi.WithOrdered
+//	-seed n         seed of the random producer times (default 1)
+//	-quiet          print only the summary lines, no per-job trace
+//	-compare        run the jobs twice, as a sequential loop and with fofi,
+//	                and print both wall times and the speedup
+//
+// The producer times are drawn up front from -seed, so they do not depend
+// on goroutine scheduling: one seed gives the same times on every run and
+// in both passes of -compare. Pass another seed for another set of times.
+//
+// Ctrl-C (or SIGTERM) cancels the run: producers and consumer stop waiting
+// at once, and fofi exits with status 130 once [fofi.Run] has returned. A
+// second Ctrl-C kills the process. Bad flag values exit with status 2, other
+// errors with status 1.
+//
+// Examples:
+//
+//	go run ./cmd/fofi
+//	go run ./cmd/fofi -compare -jobs 20 -concurrency 5
+//
+// Backpressure: with no buffer and a slow consumer, the producers get at
+// most a few jobs ahead of the consumer, so new "producer processing" lines
+// appear only as "consumer processed" lines make room:
+//
+//	go run ./cmd/fofi -jobs 8 -concurrency 2 -consume 1s -buffer 0
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fofi-go/fofi"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default behaviour so that a
+	// second Ctrl-C kills the process even if the run were stuck.
+	go func() { <-ctx.Done(); stop() }()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command with its environment passed in; it returns the
+// exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	d, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the message and usage are printed already
+	}
+	d.trace = &tracer{w: stdout, quiet: d.quiet}
+	d.durations = drawDurations(d.jobs, d.work, d.seed)
+
+	if !d.compare {
+		if _, err := d.pass(ctx, "fofi", d.fofi); err != nil {
+			return d.failed(ctx, err, stderr)
+		}
+		return 0
+	}
+	seq, err := d.pass(ctx, "sequential", d.loop)
+	if err != nil {
+		return d.failed(ctx, err, stderr)
+	}
+	conc, err := d.pass(ctx, "fofi", d.fofi)
+	if err != nil {
+		return d.failed(ctx, err, stderr)
+	}
+	fmt.Fprintf(stdout, "sequential loop: %v\n", seq.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "fofi, concurrency %d: %v\n", d.concurrency, conc.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "speedup: %.2fx\n", float64(seq)/float64(max(conc, time.Nanosecond)))
+	return 0
+}
+
+// demo is one invocation: the flags, the drawn producer times and the trace.
+type demo struct {
+	jobs, concurrency int
+	opts              []fofi.Option // from -buffer and -ordered
+	work              span
+	consumeTime       time.Duration
+	seed              uint64
+	quiet, compare    bool
+
+	durations []time.Duration // durations[i] is the producer time of job i+1
+	trace     *tracer
+	consumed  int    // jobs consumed in the current pass; owned by the consumer
+	elapsed   func() time.Duration
+}
+
+// pass runs the jobs once with process, between the summary lines, and
+// returns its wall time.
+func (d *demo) pass(ctx context.Context, name string, process func(context.Context) error) (time.Duration, error) {
+	d.trace.line("starting %s processing", name)
+	start := time.Now()
+	d.consumed, d.elapsed = 0, func() time.Duration { return time.Since(start) }
+	if err := process(ctx); err != nil {
+		return d.elapsed(), err
+	}
+	elapsed := d.elapsed()
+	d.trace.line("consumer done")
+	d.trace.line("%s processing finished in %v", name, elapsed.Round(time.Millisecond))
+	return elapsed, nil
+}
+
+// fofi is the fan-out / fan-in version: up to -concurrency producers at
+// once, the consumer on this goroutine.
+func (d *demo) fofi(ctx context.Context) error {
+	opts := append([]fofi.Option{fofi.WithConcurrency(d.concurrency)}, d.opts...)
+	return fofi.Run(ctx, d.inputs(), d.produce,
+		func(job int) error { return d.consume(ctx, job) }, opts...)
+}
+
+// loop is the hand-written sequential version that fofi.Run replaces: one
+// job at a time, each output consumed before the next job starts.
+func (d *demo) loop(ctx context.Context) error {
+	for job := range d.inputs() {
+		out, err := d.produce(ctx, job)
+		if err != nil {
+			return err
+		}
+		if err := d.consume(ctx, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inputs yields the job numbers 1 to -jobs.
+func (d *demo) inputs() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for job := 1; job <= d.jobs; job++ {
+			if !yield(job) {
+				return
+			}
+		}
+	}
+}
+
+// produce is the expensive job. Its output is the job number.
+func (d *demo) produce(ctx context.Context, job int) (int, error) {
+	d.trace.job("producer processing %d", job)
+	if err := pause(ctx, d.durations[job-1]); err != nil {
+		return 0, err
+	}
+	d.trace.job("producer wrote %d", job)
+	return job, nil
+}
+
+func (d *demo) consume(ctx context.Context, job int) error {
+	d.trace.job("consumer processing %d", job)
+	if err := pause(ctx, d.consumeTime); err != nil {
+		return err
+	}
+	d.trace.job("consumer processed %d", job)
+	d.consumed++
+	return nil
+}
+
+// failed reports the error that stopped a pass and returns the exit status.
+func (d *demo) failed(ctx context.Context, err error, stderr io.Writer) int {
+	if ctx.Err() != nil && !errors.Is(err, fofi.ErrInvalidOption) {
+		fmt.Fprintf(stderr, "interrupted after %v: %d of %d jobs consumed\n",
+			d.elapsed().Round(time.Millisecond), d.consumed, d.jobs)
+		return 130
+	}
+	fmt.Fprintln(stderr, err)
+	return 1
+}
+
+// pause stands in for real work: it waits for d, or until ctx is done.
+// Unlike time.Sleep it returns as soon as the run is cancelled.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drawDurations draws the producer time of every job from one source seeded
+// with seed, before any goroutine starts, so that the times depend on the
+// seed alone.
+func drawDurations(jobs int, work span, seed uint64) []time.Duration {
+	r := rand.New(rand.NewPCG(seed, seed))
+	ds := make([]time.Duration, jobs)
+	for i := range ds {
+		// max-min+1 fits in a uint64 even for the widest span.
+		ds[i] = work.min + time.Duration(r.Uint64N(uint64(work.max-work.min)+1))
+	}
+	return ds
+}
+
+// tracer writes whole lines to w. Producers trace from several goroutines;
+// the mutex keeps their lines from interleaving.
+type tracer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	quiet bool // drop the per-job lines
+}
+
+func (t *tracer) job(format string, args ...any) {
+	if !t.quiet {
+		t.line(format, args...)
+	}
+}
+
+func (t *tracer) line(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, format+"\n", args...)
+}
