@@ -433,14 +433,16 @@ func (r *run[In, Out]) process(b *batch[In, Out]) bool {
 		}
 		b.out = append(b.out, out)
 	}
-	r.workNs.Store(int64(time.Since(start)) / int64(len(b.in)))
+	// A measured 0 (a coarse clock, or fake time in tests) still counts as
+	// a measurement: the work is quick.
+	r.workNs.Store(max(int64(time.Since(start))/int64(len(b.in)), 1))
 	return true
 }
 
 // failed handles the error of the work call for input index. It returns
 // the TaskError to record and true when the run goes on.
 func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
-	if r.stopped() {
+	if r.cancelled() {
 		return nil, false // caused by the stop, not a reason for it
 	}
 	te := &TaskError{Index: index, Err: err}

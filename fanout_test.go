@@ -114,8 +114,11 @@ func TestDeliveryTable(t *testing.T) {
 									t.Fatalf("%s results (sorted) = %v, want each of 0..%d ×10 once", e.name, got, n-1)
 								}
 							}
-							if m := g.max.Load(); m != int64(c) {
-								t.Errorf("most work calls in flight = %d, want exactly %d", m, c)
+							// Ordered runs with a small buffer may hold the
+							// window full of results waiting for the head,
+							// so only unordered ones must reach the bound.
+							if m := g.max.Load(); m > int64(c) || !ordered && m != int64(c) {
+								t.Errorf("most work calls in flight = %d, want %d", m, c)
 							}
 						})
 					})
@@ -231,24 +234,36 @@ func testBackpressure(t *testing.T, c, buf int, ordered bool) {
 			return nil
 		}, opts...)
 	}()
+	var once sync.Once
+	finish := func() error {
+		once.Do(func() { close(release) })
+		return <-errc
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+		finish()
+		t.FailNow()
+	}
 	check := func() {
+		t.Helper()
 		synctest.Wait()
 		p, d, k := pulled.Load(), done.Load(), consumed.Load()
 		if lim := int64(c + buf + 2); p-k > lim {
-			t.Fatalf("pulled %d inputs with %d consumed: %d ahead, want at most concurrency+buffer+2 = %d", p, k, p-k, lim)
+			fail("pulled %d inputs with %d consumed: %d ahead, want at most concurrency+buffer+2 = %d", p, k, p-k, lim)
 		}
 		if lim := int64(c + buf + 1); d-k > lim {
-			t.Fatalf("%d results outstanding, want at most concurrency+buffer+1 = %d", d-k, lim)
+			fail("%d results outstanding, want at most concurrency+buffer+1 = %d", d-k, lim)
 		}
 		if p == k && k < n {
-			t.Fatalf("nothing pulled ahead of the consumer (%d pulled, %d consumed): no progress", p, k)
+			fail("nothing pulled ahead of the consumer (%d pulled, %d consumed): no progress", p, k)
 		}
 	}
 	// While input 0 sleeps, ordered runs hold finished results back.
 	check()
 	if ordered {
 		if held := done.Load(); held > int64(c+buf) {
-			t.Fatalf("WithOrdered holds %d results while waiting for the head, want at most %d", held, c+buf)
+			fail("WithOrdered holds %d results while waiting for the head, want at most %d", held, c+buf)
 		}
 	}
 	time.Sleep(2 * time.Second)
@@ -256,8 +271,7 @@ func testBackpressure(t *testing.T, c, buf int, ordered bool) {
 		check()
 		release <- struct{}{}
 	}
-	close(release)
-	if err := <-errc; err != nil {
+	if err := finish(); err != nil {
 		t.Fatal(err)
 	}
 	if k := consumed.Load(); k != n {
@@ -542,6 +556,44 @@ func TestContinueOnError(t *testing.T) {
 			})
 		}
 	}
+}
+
+func TestContinueOnErrorCancellationIsNotATaskError(t *testing.T) {
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				time.AfterFunc(1500*time.Millisecond, cancel)
+				_, err := e.run(ctx, 100, func(ctx context.Context, x int) (int, error) {
+					select {
+					case <-ctx.Done():
+						return 0, ctx.Err()
+					case <-time.After(time.Second):
+						return x, nil
+					}
+				}, fofi.WithConcurrency(4), fofi.WithContinueOnError())
+				var te *fofi.TaskError
+				if !errors.Is(err, context.Canceled) || errors.As(err, &te) {
+					t.Fatalf("%s = %v, want context.Canceled and no task error for the calls it cancelled", e.name, err)
+				}
+			})
+		})
+	}
+}
+
+func TestNoConsumeAfterCancel(t *testing.T) {
+	// Quick work fills big batches; a slow consumer is cancelled in the
+	// middle of one and must not be called again.
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(5500*time.Millisecond, cancel)
+		calls := 0
+		err := fofi.Run(ctx, seq(100_000), func(_ context.Context, x int) (int, error) { return x, nil },
+			func(int) error { calls++; time.Sleep(time.Second); return nil })
+		if !errors.Is(err, context.Canceled) || calls != 6 {
+			t.Fatalf("Run = %v after %d consume calls, want context.Canceled after 6", err, calls)
+		}
+	})
 }
 
 func TestContinueOnErrorConsumeErrorStillStops(t *testing.T) {

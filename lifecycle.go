@@ -58,8 +58,21 @@ func (l *lifecycle) init(parent context.Context) {
 }
 
 // stopped reports whether the run's context is done. It is one atomic
-// load, cheap enough to ask before every work call and every consume.
+// load, cheap enough to ask before every work call and every consume; it
+// may lag a parent's cancellation by the moment the AfterFunc takes.
 func (l *lifecycle) stopped() bool { return l.halted.Load() }
+
+// cancelled reports whether the run's context is done, without the lag
+// of halted after a parent's cancellation. Error paths ask it to tell an
+// error caused by the cancellation from a reason to stop.
+func (l *lifecycle) cancelled() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
 
 // stop cancels the run with err as its reason, unless it stopped already:
 // the first reason wins, and the cancellations it causes are not reasons.

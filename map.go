@@ -122,7 +122,7 @@ func (m *mapRun[In, Out]) work(workers int) {
 			}
 			v, err := m.call.call(m.ctx, m.inputs[i])
 			if err != nil {
-				if m.stopped() {
+				if m.cancelled() {
 					m.abandoned.Store(true)
 					return // caused by the stop, not a reason for it
 				}

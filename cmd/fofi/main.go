@@ -54,7 +54,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,23 +84,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	d.trace = &tracer{w: stdout, quiet: d.quiet}
 	d.durations = drawDurations(d.jobs, d.work, d.seed)
 
-	if !d.compare {
-		if _, err := d.pass(ctx, "fofi", d.fofi); err != nil {
+	var seq time.Duration
+	if d.compare {
+		if seq, err = d.pass(ctx, "sequential", d.runLoop); err != nil {
 			return d.failed(ctx, err, stderr)
 		}
-		return 0
 	}
-	seq, err := d.pass(ctx, "sequential", d.loop)
+	conc, err := d.pass(ctx, "fofi", d.runFofi)
 	if err != nil {
 		return d.failed(ctx, err, stderr)
 	}
-	conc, err := d.pass(ctx, "fofi", d.fofi)
-	if err != nil {
-		return d.failed(ctx, err, stderr)
+	if d.compare {
+		fmt.Fprintf(stdout, "sequential loop: %v\n", seq.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "fofi, concurrency %d: %v\n", d.concurrency, conc.Round(time.Millisecond))
+		fmt.Fprintf(stdout, "speedup: %.2fx\n", float64(seq)/float64(max(conc, time.Nanosecond)))
 	}
-	fmt.Fprintf(stdout, "sequential loop: %v\n", seq.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "fofi, concurrency %d: %v\n", d.concurrency, conc.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "speedup: %.2fx\n", float64(seq)/float64(max(conc, time.Nanosecond)))
 	return 0
 }
 
@@ -116,36 +113,36 @@ type demo struct {
 
 	durations []time.Duration // durations[i] is the producer time of job i+1
 	trace     *tracer
-	consumed  int    // jobs consumed in the current pass; owned by the consumer
-	elapsed   func() time.Duration
+	start     time.Time // when the current pass started
+	consumed  int       // jobs consumed in the current pass; owned by the consumer
 }
 
 // pass runs the jobs once with process, between the summary lines, and
 // returns its wall time.
 func (d *demo) pass(ctx context.Context, name string, process func(context.Context) error) (time.Duration, error) {
 	d.trace.line("starting %s processing", name)
-	start := time.Now()
-	d.consumed, d.elapsed = 0, func() time.Duration { return time.Since(start) }
-	if err := process(ctx); err != nil {
-		return d.elapsed(), err
+	d.start, d.consumed = time.Now(), 0
+	err := process(ctx)
+	elapsed := time.Since(d.start)
+	if err != nil {
+		return elapsed, err
 	}
-	elapsed := d.elapsed()
 	d.trace.line("consumer done")
 	d.trace.line("%s processing finished in %v", name, elapsed.Round(time.Millisecond))
 	return elapsed, nil
 }
 
-// fofi is the fan-out / fan-in version: up to -concurrency producers at
+// runFofi is the fan-out / fan-in version: up to -concurrency producers at
 // once, the consumer on this goroutine.
-func (d *demo) fofi(ctx context.Context) error {
+func (d *demo) runFofi(ctx context.Context) error {
 	opts := append([]fofi.Option{fofi.WithConcurrency(d.concurrency)}, d.opts...)
 	return fofi.Run(ctx, d.inputs(), d.produce,
 		func(job int) error { return d.consume(ctx, job) }, opts...)
 }
 
-// loop is the hand-written sequential version that fofi.Run replaces: one
+// runLoop is the hand-written sequential version that fofi.Run replaces: one
 // job at a time, each output consumed before the next job starts.
-func (d *demo) loop(ctx context.Context) error {
+func (d *demo) runLoop(ctx context.Context) error {
 	for job := range d.inputs() {
 		out, err := d.produce(ctx, job)
 		if err != nil {
@@ -193,7 +190,7 @@ func (d *demo) consume(ctx context.Context, job int) error {
 func (d *demo) failed(ctx context.Context, err error, stderr io.Writer) int {
 	if ctx.Err() != nil && !errors.Is(err, fofi.ErrInvalidOption) {
 		fmt.Fprintf(stderr, "interrupted after %v: %d of %d jobs consumed\n",
-			d.elapsed().Round(time.Millisecond), d.consumed, d.jobs)
+			time.Since(d.start).Round(time.Millisecond), d.consumed, d.jobs)
 		return 130
 	}
 	fmt.Fprintln(stderr, err)
