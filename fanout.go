@@ -103,10 +103,7 @@ func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 			} else {
 				ok = yield(v, nil)
 			}
-			if !ok {
-				broke = true
-				r.stop(nil)
-			}
+			broke = !ok // do stops the run when deliver returns false
 			return ok
 		})
 		// Task errors have been yielded one by one; what is left is the

@@ -355,6 +355,39 @@ func TestFailFast(t *testing.T) {
 	}
 }
 
+func TestNoWorkStartsAfterStop(t *testing.T) {
+	// Input 0 fails after a second. Meanwhile the other worker runs
+	// through quick inputs, in big batches by then, up to input 1000,
+	// which ignores the cancellation and returns a result: the rest of
+	// its batch must not start.
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var late atomic.Int64
+				_, err := e.run(t.Context(), 5000, func(ctx context.Context, x int) (int, error) {
+					if ctx.Err() != nil {
+						late.Add(1)
+					}
+					switch x {
+					case 0:
+						time.Sleep(time.Second)
+						return 0, errors.New("fail")
+					case 1000:
+						<-ctx.Done()
+					}
+					return x, nil
+				}, fofi.WithConcurrency(2))
+				if err == nil {
+					t.Fatalf("%s = nil, want the error of input 0", e.name)
+				}
+				if n := late.Load(); n != 0 {
+					t.Errorf("%d work calls started after the run was cancelled, want 0", n)
+				}
+			})
+		})
+	}
+}
+
 func TestConsumeErrorReturnedAsIs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		stop := errors.New("stop")
@@ -1134,9 +1167,12 @@ func TestMerge(t *testing.T) {
 			out := fofi.Merge(ctx, never, busy)
 			<-out
 			cancel()
-			for range out { // drains what was in flight, then sees the close
+			synctest.Wait()
+			// Nobody reads out, yet every forwarder has given up its
+			// send and out is closed: the rest of busy is dropped.
+			if v, ok := <-out; ok {
+				t.Fatalf("Merge delivered %d after the cancellation, want a closed channel", v)
 			}
-			synctest.Wait() // every goroutine of Merge has exited, or the bubble fails
 		})
 	})
 	t.Run("nil context", func(t *testing.T) {

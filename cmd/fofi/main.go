@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if d.compare {
 		fmt.Fprintf(stdout, "sequential loop: %v\n", seq.Round(time.Millisecond))
 		fmt.Fprintf(stdout, "fofi, concurrency %d: %v\n", d.concurrency, conc.Round(time.Millisecond))
+		// max: a run of zero jobs may measure no time at all.
 		fmt.Fprintf(stdout, "speedup: %.2fx\n", float64(seq)/float64(max(conc, time.Nanosecond)))
 	}
 	return 0
@@ -176,6 +177,8 @@ func (d *demo) produce(ctx context.Context, job int) (int, error) {
 	return job, nil
 }
 
+// consume processes one output. fofi.Run calls it on the goroutine that
+// called Run, one output at a time, so it needs no lock.
 func (d *demo) consume(ctx context.Context, job int) error {
 	d.trace.job("consumer processing %d", job)
 	if err := pause(ctx, d.consumeTime); err != nil {
@@ -231,12 +234,14 @@ type tracer struct {
 	quiet bool // drop the per-job lines
 }
 
+// job writes a per-job line, unless -quiet.
 func (t *tracer) job(format string, args ...any) {
 	if !t.quiet {
 		t.line(format, args...)
 	}
 }
 
+// line writes a summary line.
 func (t *tracer) line(format string, args ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
