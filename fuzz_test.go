@@ -1,0 +1,132 @@
+package fofi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fofi-go/fofi"
+)
+
+// FuzzRun drives Run and Stream with fuzzed concurrency, buffer, input
+// length, a failing input and a failing consume call, and checks the
+// delivery and backpressure invariants on every run:
+//
+//   - every result reaches the consumer at most once, and exactly once
+//     when nothing failed (with WithContinueOnError: every successful one);
+//   - with WithOrdered, results arrive in input order;
+//   - inputs are never pulled more than concurrency + buffer + 2 ahead of
+//     consume, and at most concurrency + buffer + 1 results are outstanding;
+//   - the error names the failure that happened.
+//
+// Its seed corpus runs in every go test; go test -fuzz FuzzRun explores.
+func FuzzRun(f *testing.F) {
+	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false)
+	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false)
+	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true)
+	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true)
+	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false)
+	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true)
+	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool) {
+		c, buf, n := int(c8%64)+1, int(buf16%2048), int(n16%5000)
+		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
+		if ordered {
+			opts = append(opts, fofi.WithOrdered())
+		}
+		if cont {
+			opts = append(opts, fofi.WithContinueOnError())
+		}
+		var pulled, done, consumed atomic.Int64
+		var violation atomic.Value
+		inputs := func(yield func(int) bool) {
+			for i := range n {
+				if p, k := pulled.Add(1), consumed.Load(); p-k > int64(c+buf+2) {
+					violation.CompareAndSwap(nil, fmt.Sprintf("pulled %d with %d consumed, limit %d ahead", p, k, c+buf+2))
+				}
+				if !yield(i) {
+					return
+				}
+			}
+		}
+		failure := errors.New("work failed")
+		work := func(_ context.Context, x int) (int, error) {
+			if x == int(failAt) {
+				return 0, failure
+			}
+			if d, k := done.Add(1), consumed.Load(); d-k > int64(c+buf+1) {
+				violation.CompareAndSwap(nil, fmt.Sprintf("%d results outstanding, limit %d", d-k, c+buf+1))
+			}
+			return x, nil
+		}
+		seen := make([]bool, n)
+		last := -1
+		stopErr := errors.New("consume failed")
+		consume := func(v int) error {
+			if v < 0 || v >= n || seen[v] {
+				t.Fatalf("result %d delivered twice or never produced", v)
+			}
+			seen[v] = true
+			if ordered && v <= last {
+				t.Fatalf("WithOrdered delivered %d after %d", v, last)
+			}
+			last = v
+			if consumed.Add(1) == int64(consumeFailAt)+1 {
+				return stopErr
+			}
+			return nil
+		}
+		var err error
+		if stream {
+			var taskErrs []error
+			for v, e := range fofi.Stream(t.Context(), inputs, work, opts...) {
+				var te *fofi.TaskError
+				if cont && errors.As(e, &te) {
+					taskErrs = append(taskErrs, e)
+					continue
+				}
+				if e != nil {
+					err = e
+					break
+				}
+				if e := consume(v); e != nil {
+					err = e
+					break
+				}
+			}
+			if err == nil && len(taskErrs) > 0 {
+				err = errors.Join(taskErrs...)
+			}
+		} else {
+			err = fofi.Run(t.Context(), inputs, work, consume, opts...)
+		}
+		if v := violation.Load(); v != nil {
+			t.Fatalf("bound violated: %s", v)
+		}
+
+		failed := int(failAt) >= 0 && int(failAt) < n
+		consumeFailed := int(consumeFailAt) >= 0 && consumed.Load() == int64(consumeFailAt)+1
+		switch {
+		case consumeFailed:
+			if !errors.Is(err, stopErr) {
+				t.Fatalf("error = %v after consume failed, want the consume error", err)
+			}
+		case failed:
+			var te *fofi.TaskError
+			if !errors.As(err, &te) || te.Index != int(failAt) || !errors.Is(err, failure) {
+				t.Fatalf("error = %v, want *TaskError{Index: %d}", err, failAt)
+			}
+		case err != nil:
+			t.Fatalf("error = %v, want nil", err)
+		}
+		// Without a stop, every successful result arrived.
+		if !consumeFailed && (!failed || cont) {
+			for i, ok := range seen {
+				if !ok && !(failed && i == int(failAt)) {
+					t.Fatalf("result %d never reached the consumer", i)
+				}
+			}
+		}
+	})
+}
