@@ -1,0 +1,100 @@
+// Package fofi runs a slow function over many inputs concurrently and hands
+// the results to one consumer, with bounded concurrency, backpressure and
+// clean cancellation: the fan-out / fan-in pattern, without the channels,
+// WaitGroups and close-ordering written by hand.
+//
+// Fan-out: inputs are pulled lazily from an iterator and handed to at most
+// [WithConcurrency] work calls at once. Fan-in: each result goes through a
+// bounded buffer ([WithBuffer]) to a single consumer, which runs on the
+// goroutine that called fofi. A fofi call behaves like the for loop it
+// replaces: an error stops it, a panic reaches the caller, cancellation
+// stops it promptly, and when it returns nothing it started is still
+// running.
+//
+//	entry point  input        output            ordered?        fails fast?  blocks?
+//	Run          iter.Seq     consume callback  WithOrdered     yes (1)      until done
+//	Stream       iter.Seq     range loop        WithOrdered     yes (1)      per loop
+//	Map          slice        slice             always          yes (1)      until done
+//	Merge        channels     channel           no              no           no
+//
+// (1) unless [WithContinueOnError].
+//
+// # Concurrency
+//
+// At most [WithConcurrency] work calls are in flight at once; the default
+// is runtime.GOMAXPROCS(0). The calls run on goroutines that fofi starts,
+// through an errgroup with SetLimit, as the work needs them: quick work
+// runs on a few goroutines however high the limit, slow work gets a
+// goroutine per call up to the limit. work may be called from several
+// goroutines at once and must be safe for that. When the work is quick
+// (well under 100µs a call), fofi hands inputs and results over in batches
+// of up to a few hundred, sized so that a batch takes about 100µs, which is
+// what makes it cheap per item; slow work is handed over one input at a
+// time. A batch is handed over when full, when the inputs end, or when the
+// window below is full, so an input iterator that pauses in the middle of a
+// batch delays the inputs pulled before the pause until it resumes.
+//
+// # Backpressure
+//
+// The consumer is never flooded and memory does not grow with the input:
+// the inputs are pulled at most concurrency + buffer + 2 ahead of the
+// results consume has finished, and at most concurrency + buffer + 1
+// results exist that consume has not finished. A slow consumer therefore
+// slows the producers down, and a 10-million-item input streams in
+// constant memory. The buffer defaults to 1024 or 128 × concurrency,
+// whichever is larger; a smaller buffer costs speed, never correctness.
+//
+// # Ordering
+//
+// Results reach the consumer in the order they complete. With
+// [WithOrdered], they reach it in input order: a result that completes
+// early waits for the ones before it. At most concurrency + buffer results
+// wait; when the window is full of them, no new work starts until the
+// oldest input completes. [Map] always returns results in input order.
+//
+// # Errors and cancellation
+//
+// By default the first error stops the run: the first work error, wrapped
+// in a [*TaskError] that names the input's index, or the first consume
+// error, returned as it is. Stopping cancels the context that the work
+// calls receive, starts no new call, waits for the calls in flight, and
+// returns the error. Errors that the calls return because of that
+// cancellation are not reported. When the parent context is cancelled, the
+// run stops the same way and returns an error for which
+// errors.Is(err, ctx.Err()) holds, carrying the context's cause if it has
+// one.
+//
+// With [WithContinueOnError], a failed work call does not stop the run:
+// every other input is still processed, every successful result still
+// reaches the consumer, and the error returned is errors.Join of the
+// [*TaskError]s in input order. A consume error and cancellation still stop
+// the run.
+//
+// Results that have not reached the consumer when the run stops are
+// dropped: nothing else is ever dropped, and without a stop every
+// successful result reaches the consumer exactly once.
+//
+// Bad configuration (an option out of range, a nil context, function,
+// iterator or [Limiter]) is reported before anything starts, as an error
+// wrapping [ErrInvalidOption] that names the option and the value.
+//
+// # Panics
+//
+// A panic in a work call or in the inputs iterator, which run on
+// goroutines of fofi's, stops the run like an error; once every call in
+// flight has returned, fofi panics on the caller's goroutine with a
+// [*PanicError] that carries the panic value and the stack of the goroutine
+// that panicked. A runtime.Goexit there (t.FailNow in a test helper, for
+// instance) is never taken for success: after the same cleanup, fofi calls
+// runtime.Goexit on the caller's goroutine. A panic or Goexit in consume or
+// in the body of a loop over [Stream] happens on the caller's goroutine
+// already; it stops the run and propagates once every call has returned.
+//
+// # Goroutine lifetimes
+//
+// [Run] and [Map] return, and a range over [Stream] ends, only after every
+// goroutine they started has exited, whether they finish, fail, are
+// cancelled, or are left by a panic, a Goexit or a break. No callback runs
+// afterwards. [Merge] is the exception that proves the rule: it returns a
+// channel at once, and its goroutines exit when that channel is closed.
+package fofi
