@@ -58,7 +58,7 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 }
 
 // deliver passes the results of b to fn, then returns b's inputs to the
-// window and b itself to the free list. It returns false when the run
+// window and b itself to the pool. It returns false when the run
 // stopped; no result is delivered after the run stopped.
 func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool) bool {
 	errs := b.errs
@@ -81,13 +81,7 @@ func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool)
 		default: // a wake-up is pending already
 		}
 	}
-	// Clear the batch so that it keeps no input or result reachable.
-	clear(b.in)
-	clear(b.out)
-	b.in, b.out, b.errs = b.in[:0], b.out[:0], nil
-	r.freeMu.Lock()
-	r.free = append(r.free, b)
-	r.freeMu.Unlock()
+	r.recycle(b)
 	return true
 }
 

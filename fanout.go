@@ -3,7 +3,6 @@ package fofi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"runtime"
 	"slices"
@@ -129,44 +128,12 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 	if err != nil {
 		return nil, err
 	}
-	r := &run[In, Out]{cfg: cfg, inputs: inputs}
+	r := &run[In, Out]{cfg: cfg, inputs: inputs, pool: batchPool[In, Out]()}
 	r.call = newCaller(work, &cfg)
 	r.window = int64(cfg.concurrency) + int64(cfg.buffer) + 1
-	r.maxBatch = int(min(max(r.window/int64(cfg.concurrency+2), 1), maxBatch))
 	r.lifecycle.init(ctx)
 	return r, nil
 }
-
-// batch is the unit handed from the feeder to a worker and from the worker
-// to the consumer: consecutive inputs, starting at input index start, and
-// their results. Handing over batches instead of single items is what makes
-// short work cheap: one channel operation carries up to maxBatch items.
-type batch[In, Out any] struct {
-	start int
-	in    []In
-	out   []Out        // out[i] is the result of in[i], the zero value where it failed
-	errs  []*TaskError // with WithContinueOnError: the failures, by index
-
-	end   bool // the feeder's last message: no batch after this one ...
-	total int  // ... and this many batches before it
-}
-
-// Batch sizing. A batch should take about batchTarget to pull and to
-// work on: long enough that the cost of handing it over (a channel send, a
-// goroutine wake-up, and the wait for an idle processor to pick the woken
-// goroutine up, which on a busy machine is tens of microseconds) is small
-// per item, short enough that it delays no result noticeably. 25µs batches
-// left CPU-bound work at 1.3x the loop's speed on two cores, 100µs ones at
-// 1.7x (BenchmarkFanOut/work=cpu1us). Sizes start at 1, double at most once
-// per batch, and fall at once when work or pulling gets slower, so
-// latency-bound work is always handed out one item at a time.
-const (
-	batchTarget = 100 * time.Microsecond
-	maxBatch    = 256
-	// queuedBatches is how many batches the feeder may queue for the
-	// workers (see dispatch).
-	queuedBatches = 8
-)
 
 // run is the state of one Run or one range over a Stream.
 //
@@ -187,7 +154,6 @@ type run[In, Out any] struct {
 	inputs   iter.Seq[In]
 	call     caller[In, Out]
 	window   int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
-	maxBatch int   // so that concurrency + 2 full batches fit in the window
 
 	in      chan *batch[In, Out]
 	started int // workers started; owned by the feeder
@@ -198,8 +164,7 @@ type run[In, Out any] struct {
 	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
 	workNs        atomic.Int64 // work time per item in the last batch; 0 until measured
 
-	freeMu sync.Mutex
-	free   []*batch[In, Out] // batches the consumer is done with, for the feeder to reuse
+	pool *sync.Pool // of *batch[In, Out], shared by every run of these types
 
 	feeder   sync.WaitGroup
 	workers  errgroup.Group
@@ -313,17 +278,6 @@ func (r *run[In, Out]) feed() {
 	case r.out <- &batch[In, Out]{end: true, total: batches}:
 	case <-r.done:
 	}
-}
-
-// nextBatchSize chooses the size of the next batch from the last measured
-// work time per item and the time it took to pull the last batch.
-func (r *run[In, Out]) nextBatchSize(k int, pullPerItem time.Duration) int {
-	work := time.Duration(r.workNs.Load())
-	if work == 0 {
-		return 1 // nothing measured yet: the work may be slow
-	}
-	perItem := max(work, pullPerItem, 1)
-	return int(max(1, min(int64(2*k), int64(batchTarget/perItem), int64(r.maxBatch))))
 }
 
 // dispatch queues b for the workers, and starts one more worker, while
@@ -451,53 +405,4 @@ func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
 		return nil, false
 	}
 	return te, true
-}
-
-// newBatch returns an empty batch for inputs from index start with room
-// for k inputs. It reuses a batch the consumer is done with when there is
-// one; a reused batch too small for k is dropped, and a new one gets room
-// for a few doublings of k, so that the ramp-up to full-size batches costs
-// a handful of allocations, not one per batch.
-func (r *run[In, Out]) newBatch(start, k int) *batch[In, Out] {
-	r.freeMu.Lock()
-	n := len(r.free)
-	var b *batch[In, Out]
-	if n > 0 {
-		b = r.free[n-1]
-		r.free[n-1] = nil
-		r.free = r.free[:n-1]
-	}
-	r.freeMu.Unlock()
-	if b == nil || cap(b.in) < k {
-		size := min(4*k, r.maxBatch)
-		b = &batch[In, Out]{in: make([]In, 0, size), out: make([]Out, 0, size)}
-	}
-	b.start = start
-	return b
-}
-
-// caller makes one work call the way the options say.
-type caller[In, Out any] struct {
-	work    func(context.Context, In) (Out, error)
-	timeout time.Duration
-	limiter Limiter
-}
-
-func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config) caller[In, Out] {
-	return caller[In, Out]{work: work, timeout: cfg.taskTimeout, limiter: cfg.limiter}
-}
-
-func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			var zero Out
-			return zero, fmt.Errorf("fofi: limiter: %w", err)
-		}
-	}
-	if c.timeout > 0 {
-		tctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		return c.work(tctx, v)
-	}
-	return c.work(ctx, v)
 }

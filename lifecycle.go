@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // stopCause is the cause a run cancels its own context with. Wrapping every
@@ -167,4 +168,30 @@ func (l *lifecycle) err() error {
 		return cause
 	}
 	return fmt.Errorf("%w: %w", err, cause)
+}
+
+// caller makes one work call the way the options say.
+type caller[In, Out any] struct {
+	work    func(context.Context, In) (Out, error)
+	timeout time.Duration
+	limiter Limiter
+}
+
+func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config) caller[In, Out] {
+	return caller[In, Out]{work: work, timeout: cfg.taskTimeout, limiter: cfg.limiter}
+}
+
+func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			var zero Out
+			return zero, fmt.Errorf("fofi: limiter: %w", err)
+		}
+	}
+	if c.timeout > 0 {
+		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return c.work(tctx, v)
+	}
+	return c.work(ctx, v)
 }
