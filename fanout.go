@@ -150,10 +150,10 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 // (consumer to feeder) wakes a feeder waiting for space in the window.
 type run[In, Out any] struct {
 	lifecycle
-	cfg      config
-	inputs   iter.Seq[In]
-	call     caller[In, Out]
-	window   int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
+	cfg    config
+	inputs iter.Seq[In]
+	call   caller[In, Out]
+	window int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
 
 	in      chan *batch[In, Out]
 	started int // workers started; owned by the feeder
