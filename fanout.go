@@ -129,6 +129,9 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 		return nil, err
 	}
 	r := &run[In, Out]{cfg: cfg, inputs: inputs, pool: batchPool[In, Out]()}
+	if cfg.pool != nil {
+		r.slots = newSlots(ctx, cfg.pool)
+	}
 	r.call = newCaller(work, &cfg)
 	r.window = int64(cfg.concurrency) + int64(cfg.buffer) + 1
 	r.lifecycle.init(ctx)
@@ -164,7 +167,8 @@ type run[In, Out any] struct {
 	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
 	workNs        atomic.Int64 // work time per item in the last batch; 0 until measured
 
-	pool *sync.Pool // of *batch[In, Out], shared by every run of these types
+	pool  *sync.Pool // of *batch[In, Out], shared by every run of these types
+	slots *slots     // with WithPool
 
 	feeder   sync.WaitGroup
 	workers  errgroup.Group
@@ -338,6 +342,10 @@ func (r *run[In, Out]) waitRoom(pulled int64) bool {
 // work is a worker: it processes batches from in until in is closed or
 // the run stops.
 func (r *run[In, Out]) work() {
+	ctx := r.ctx
+	if r.slots != nil {
+		ctx = r.slots.workerContext(ctx)
+	}
 	for {
 		var b *batch[In, Out]
 		var ok bool
@@ -356,7 +364,7 @@ func (r *run[In, Out]) work() {
 		// this they wait for the whole next batch, and the workers then
 		// wait for them.
 		runtime.Gosched()
-		if !r.process(b) {
+		if !r.processWithSlot(ctx, b) {
 			return
 		}
 		select {
@@ -367,15 +375,31 @@ func (r *run[In, Out]) work() {
 	}
 }
 
+// processWithSlot processes b holding a slot of the run's pool, if it has
+// one. The deferred release gives the slot back even when work panics or
+// calls runtime.Goexit.
+func (r *run[In, Out]) processWithSlot(ctx context.Context, b *batch[In, Out]) bool {
+	if r.slots == nil {
+		return r.process(ctx, b)
+	}
+	borrowed, err := r.slots.acquire(r.ctx)
+	if err != nil {
+		r.stop(err) // ErrClosed; a context error means the run stopped already
+		return false
+	}
+	defer r.slots.release(borrowed)
+	return r.process(ctx, b)
+}
+
 // process calls work for every input of b. It returns false when the run
 // stopped, in which case b is abandoned.
-func (r *run[In, Out]) process(b *batch[In, Out]) bool {
+func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) bool {
 	start := time.Now()
 	for i, v := range b.in {
 		if r.stopped() {
 			return false
 		}
-		out, err := r.call.call(r.ctx, v)
+		out, err := r.call.call(ctx, v)
 		if err != nil {
 			te, ok := r.failed(b.start+i, err)
 			if !ok {

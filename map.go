@@ -46,6 +46,9 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 		return m.out, nil
 	}
 	m.call = newCaller(work, &cfg)
+	if cfg.pool != nil {
+		m.slots = newSlots(ctx, cfg.pool)
+	}
 	m.lifecycle.init(ctx)
 	return m.do()
 }
@@ -59,6 +62,7 @@ type mapRun[In, Out any] struct {
 	inputs []In
 	out    []Out
 	call   caller[In, Out]
+	slots  *slots       // with WithPool
 	next   atomic.Int64 // the first index no worker has claimed
 	// abandoned is set by a worker that left a claimed range unfinished
 	// because the run stopped; a Map without it is complete.
@@ -105,6 +109,10 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 // spread one call per worker, and doubles while calls are quick; near the
 // end ranges shrink so that the workers finish together.
 func (m *mapRun[In, Out]) work(workers int) {
+	ctx := m.ctx
+	if m.slots != nil {
+		ctx = m.slots.workerContext(ctx)
+	}
 	n := int64(len(m.inputs))
 	k := int64(1)
 	for {
@@ -115,32 +123,54 @@ func (m *mapRun[In, Out]) work(workers int) {
 		}
 		end = min(end, n)
 		t0 := time.Now()
-		for i := start; i < end; i++ {
-			if m.stopped() {
-				m.abandoned.Store(true)
-				return
-			}
-			v, err := m.call.call(m.ctx, m.inputs[i])
-			if err != nil {
-				if m.cancelled() {
-					m.abandoned.Store(true)
-					return // caused by the stop, not a reason for it
-				}
-				te := &TaskError{Index: int(i), Err: err}
-				if !m.cfg.continueOnError {
-					m.stop(te)
-					m.abandoned.Store(true)
-					return
-				}
-				m.errMu.Lock()
-				m.taskErrs = append(m.taskErrs, te)
-				m.errMu.Unlock()
-				continue
-			}
-			m.out[i] = v
+		if !m.rangeWithSlot(ctx, start, end) {
+			m.abandoned.Store(true)
+			return
 		}
 		perItem := max(time.Since(t0)/time.Duration(end-start), 1)
 		left := n - m.next.Load()
 		k = max(1, min(2*k, int64(batchTarget/perItem), left/int64(2*workers), maxBatch))
 	}
+}
+
+// rangeWithSlot processes inputs[start:end] holding a slot of the pool, if
+// there is one; the deferred release survives a panic or Goexit in work.
+func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, start, end int64) bool {
+	if m.slots == nil {
+		return m.processRange(ctx, start, end)
+	}
+	borrowed, err := m.slots.acquire(m.ctx)
+	if err != nil {
+		m.stop(err) // ErrClosed; a context error means the run stopped already
+		return false
+	}
+	defer m.slots.release(borrowed)
+	return m.processRange(ctx, start, end)
+}
+
+// processRange calls work for inputs[start:end] and stores the results. It
+// returns false when the run stopped before the range was done.
+func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) bool {
+	for i := start; i < end; i++ {
+		if m.stopped() {
+			return false
+		}
+		v, err := m.call.call(ctx, m.inputs[i])
+		if err != nil {
+			if m.cancelled() {
+				return false // caused by the stop, not a reason for it
+			}
+			te := &TaskError{Index: int(i), Err: err}
+			if !m.cfg.continueOnError {
+				m.stop(te)
+				return false
+			}
+			m.errMu.Lock()
+			m.taskErrs = append(m.taskErrs, te)
+			m.errMu.Unlock()
+			continue
+		}
+		m.out[i] = v
+	}
+	return true
 }

@@ -56,7 +56,9 @@ type config struct {
 
 	limiter    Limiter
 	limiterSet bool
-	// Room for WithPool: the pool a run draws its slots from.
+
+	pool    *Pool
+	poolSet bool
 }
 
 // WithConcurrency sets the largest number of work calls in flight at once
@@ -119,6 +121,15 @@ func WithLimiter(l Limiter) Option {
 	return Option{func(c *config) { c.limiter, c.limiterSet = l, true }}
 }
 
+// WithPool makes every work call of the run hold a slot of p while it runs,
+// on top of the run's own [WithConcurrency] limit, so that all the runs
+// sharing p have at most p.Limit() calls in flight between them (see
+// [Pool]). p must come from [NewPool]; by default a run has no pool. A run
+// started on a closed pool returns [ErrClosed] at once.
+func WithPool(p *Pool) Option {
+	return Option{func(c *config) { c.pool, c.poolSet = p, true }}
+}
+
 // newConfig applies opts over the defaults and validates the result once.
 func newConfig(opts []Option) (config, error) {
 	c := config{concurrency: runtime.GOMAXPROCS(0)}
@@ -140,6 +151,12 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithTaskTimeout(%v): timeout must be positive", c.taskTimeout)
 	case c.limiterSet && isNil(c.limiter):
 		return c, configError("WithLimiter(nil): limiter must not be nil")
+	case c.poolSet && c.pool == nil:
+		return c, configError("WithPool(nil): pool must not be nil")
+	case c.poolSet && c.pool.limit < 1:
+		return c, configError("WithPool(&Pool{}): the zero Pool is not usable, make one with NewPool")
+	case c.poolSet && c.pool.isClosed():
+		return c, ErrClosed
 	}
 	if !c.bufferSet {
 		c.buffer = max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency)
