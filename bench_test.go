@@ -194,3 +194,58 @@ func measureSleep(d time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
+
+// BenchmarkPool measures what sharing a Pool costs. work=trivial/pool=...
+// compares one run with and without a pool (the per-batch slot is the only
+// extra work); runs=16 compares 16 concurrent runs sharing a pool of 8 with
+// 16 runs of concurrency 1 each, on about 1µs of work per item.
+func BenchmarkPool(b *testing.B) {
+	const n = 10_000
+	pool, err := fofi.NewPool(8)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	consume := func(v int) error { sinkValue += v; return nil }
+	for _, withPool := range []bool{false, true} {
+		b.Run(fmt.Sprintf("work=trivial/c=8/pool=%v", withPool), func(b *testing.B) {
+			opts := []fofi.Option{fofi.WithConcurrency(8)}
+			if withPool {
+				opts = append(opts, fofi.WithPool(pool))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fofi.Run(context.Background(), count(n), double, consume, opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+		})
+	}
+	for _, shared := range []bool{false, true} {
+		name := "runs=16/each=c1"
+		opts := []fofi.Option{fofi.WithConcurrency(1)}
+		if shared {
+			name = "runs=16/shared=pool8"
+			opts = []fofi.Option{fofi.WithConcurrency(8), fofi.WithPool(pool)}
+		}
+		b.Run("work=cpu1us/"+name, func(b *testing.B) {
+			const runs, per = 16, 500
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range runs {
+					wg.Go(func() {
+						s := 0
+						if err := fofi.Run(context.Background(), count(per), spin, func(v int) error { s += v; return nil }, opts...); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*runs*per), "ns/item")
+		})
+	}
+}
+

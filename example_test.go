@@ -275,3 +275,52 @@ func ExampleWithConcurrency_invalid() {
 	// fofi: WithConcurrency(0): concurrency must be at least 1
 	// true
 }
+
+// A Pool caps the work calls in flight across every run that shares it:
+// here two runs of 20 calls each, at concurrency 8 each, never have more
+// than 3 calls in flight between them.
+func ExamplePool() {
+	pool, err := fofi.NewPool(3)
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+
+	var inFlight, most atomic.Int64
+	work := func(_ context.Context, x int) (int, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		return x, nil
+	}
+	done := make(chan int)
+	for range 2 {
+		go func() {
+			out, _ := fofi.Map(context.Background(), make([]int, 20), work,
+				fofi.WithConcurrency(8), fofi.WithPool(pool))
+			done <- len(out)
+		}()
+	}
+	fmt.Println(<-done+<-done, "calls, at most", most.Load(), "at once; limit", pool.Limit())
+	// Output: 40 calls, at most 3 at once; limit 3
+}
+
+// WithPool shares one limit between the runs of many requests, as a
+// server would for a backend it must not overload.
+func ExampleWithPool() {
+	backend, _ := fofi.NewPool(64) // never more than 64 calls to the backend
+	defer backend.Close()
+
+	// handle serves one request: it looks up every key concurrently, at
+	// most 16 at a time for this request and 64 for all requests together.
+	handle := func(ctx context.Context, keys []string) ([]string, error) {
+		return fofi.Map(ctx, keys, func(ctx context.Context, k string) (string, error) {
+			return strings.ToUpper(k), nil // a call to the backend
+		}, fofi.WithConcurrency(16), fofi.WithPool(backend))
+	}
+	vals, err := handle(context.Background(), []string{"a", "b", "c"})
+	fmt.Println(vals, err)
+	// Output: [A B C] <nil>
+}

@@ -310,8 +310,13 @@ func (r *run[In, Out]) dispatch(b *batch[In, Out]) bool {
 	return true
 }
 
-// behind reports whether the workers running fall behind the feeder.
+// behind reports whether the workers running fall behind the feeder, and
+// another worker would help: not when the run's pool has workers waiting
+// for slots already, as a new worker would only wait with them.
 func (r *run[In, Out]) behind() bool {
+	if r.slots != nil && r.slots.pool.Waiting() > 0 {
+		return false
+	}
 	queued := len(r.in)
 	if queued == cap(r.in) {
 		return true
@@ -342,9 +347,9 @@ func (r *run[In, Out]) waitRoom(pulled int64) bool {
 // work is a worker: it processes batches from in until in is closed or
 // the run stops.
 func (r *run[In, Out]) work() {
-	ctx := r.ctx
+	ctx, w := r.ctx, (*waiter)(nil)
 	if r.slots != nil {
-		ctx = r.slots.workerContext(ctx)
+		ctx, w = r.slots.worker(ctx)
 	}
 	for {
 		var b *batch[In, Out]
@@ -364,7 +369,7 @@ func (r *run[In, Out]) work() {
 		// this they wait for the whole next batch, and the workers then
 		// wait for them.
 		runtime.Gosched()
-		if !r.processWithSlot(ctx, b) {
+		if !r.processWithSlot(ctx, w, b) {
 			return
 		}
 		select {
@@ -378,11 +383,11 @@ func (r *run[In, Out]) work() {
 // processWithSlot processes b holding a slot of the run's pool, if it has
 // one. The deferred release gives the slot back even when work panics or
 // calls runtime.Goexit.
-func (r *run[In, Out]) processWithSlot(ctx context.Context, b *batch[In, Out]) bool {
+func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out]) bool {
 	if r.slots == nil {
 		return r.process(ctx, b)
 	}
-	borrowed, err := r.slots.acquire(r.ctx)
+	borrowed, err := r.slots.acquire(r.ctx, w)
 	if err != nil {
 		r.stop(err) // ErrClosed; a context error means the run stopped already
 		return false

@@ -109,9 +109,9 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 // spread one call per worker, and doubles while calls are quick; near the
 // end ranges shrink so that the workers finish together.
 func (m *mapRun[In, Out]) work(workers int) {
-	ctx := m.ctx
+	ctx, w := m.ctx, (*waiter)(nil)
 	if m.slots != nil {
-		ctx = m.slots.workerContext(ctx)
+		ctx, w = m.slots.worker(ctx)
 	}
 	n := int64(len(m.inputs))
 	k := int64(1)
@@ -123,7 +123,7 @@ func (m *mapRun[In, Out]) work(workers int) {
 		}
 		end = min(end, n)
 		t0 := time.Now()
-		if !m.rangeWithSlot(ctx, start, end) {
+		if !m.rangeWithSlot(ctx, w, start, end) {
 			m.abandoned.Store(true)
 			return
 		}
@@ -135,11 +135,11 @@ func (m *mapRun[In, Out]) work(workers int) {
 
 // rangeWithSlot processes inputs[start:end] holding a slot of the pool, if
 // there is one; the deferred release survives a panic or Goexit in work.
-func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, start, end int64) bool {
+func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, end int64) bool {
 	if m.slots == nil {
 		return m.processRange(ctx, start, end)
 	}
-	borrowed, err := m.slots.acquire(m.ctx)
+	borrowed, err := m.slots.acquire(m.ctx, w)
 	if err != nil {
 		m.stop(err) // ErrClosed; a context error means the run stopped already
 		return false

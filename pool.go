@@ -1,7 +1,6 @@
 package fofi
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"sync"
@@ -49,7 +48,7 @@ type Pool struct {
 	mu      sync.Mutex
 	limit   int
 	inUse   int
-	waiters list.List // of *waiter, first come first served
+	waiters waitQueue // first come first served
 	closed  bool
 	drained chan struct{} // made by Close; closed when inUse reaches 0
 
@@ -57,8 +56,45 @@ type Pool struct {
 	nInUse   atomic.Int64 // inUse, readable without the lock
 }
 
+// A waiter is a worker waiting for a slot. Each worker has one, reused for
+// every wait, so that waiting allocates nothing.
 type waiter struct {
-	ready chan error // receives nil when granted a slot, ErrClosed when closed
+	ready      chan error // cap 1: receives nil when granted a slot, ErrClosed when closed
+	prev, next *waiter
+}
+
+func newWaiter() *waiter { return &waiter{ready: make(chan error, 1)} }
+
+// waitQueue is an intrusive FIFO list of waiters.
+type waitQueue struct {
+	head, tail *waiter
+	n          int
+}
+
+func (q *waitQueue) push(w *waiter) {
+	w.prev, w.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.n++
+}
+
+func (q *waitQueue) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	q.n--
 }
 
 // NewPool returns a Pool of limit slots. limit must be at least 1; otherwise
@@ -93,10 +129,10 @@ func (p *Pool) Close() error {
 	if !p.closed {
 		p.closed = true
 		p.drained = make(chan struct{})
-		for e := p.waiters.Front(); e != nil; e = e.Next() {
-			e.Value.(*waiter).ready <- ErrClosed // buffered: never blocks
+		for w := p.waiters.head; w != nil; w = p.waiters.head {
+			p.waiters.remove(w)
+			w.ready <- ErrClosed // buffered and empty: never blocks
 		}
-		p.waiters.Init()
 		p.nWaiting.Store(0)
 		if p.inUse == 0 {
 			close(p.drained)
@@ -112,20 +148,19 @@ func (p *Pool) Close() error {
 // alt (nil: none), whichever comes first, and reports which it got. It
 // returns ctx's error if ctx is done first, and ErrClosed if the pool is or
 // gets closed.
-func (p *Pool) acquire(ctx context.Context, alt chan struct{}) (gotAlt bool, err error) {
+func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAlt bool, err error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return false, ErrClosed
 	}
-	if p.inUse < p.limit && p.waiters.Len() == 0 {
+	if p.inUse < p.limit && p.waiters.n == 0 {
 		p.inUse++
 		p.nInUse.Store(int64(p.inUse))
 		p.mu.Unlock()
 		return false, nil
 	}
-	w := &waiter{ready: make(chan error, 1)}
-	e := p.waiters.PushBack(w)
+	p.waiters.push(w)
 	p.nWaiting.Add(1)
 	p.mu.Unlock()
 
@@ -147,7 +182,7 @@ func (p *Pool) acquire(ctx context.Context, alt chan struct{}) (gotAlt bool, err
 			p.release()
 		}
 	default:
-		p.waiters.Remove(e)
+		p.waiters.remove(w)
 		p.nWaiting.Add(-1)
 		p.mu.Unlock()
 	}
@@ -161,12 +196,12 @@ func (p *Pool) acquire(ctx context.Context, alt chan struct{}) (gotAlt bool, err
 // release returns a slot, handing it to the first waiter if there is one.
 func (p *Pool) release() {
 	p.mu.Lock()
-	if e := p.waiters.Front(); e != nil {
+	if w := p.waiters.head; w != nil {
 		// The slot goes straight to the waiter, so that a run that has
 		// just released cannot take it back ahead of the queue.
-		p.waiters.Remove(e)
+		p.waiters.remove(w)
 		p.nWaiting.Add(-1)
-		e.Value.(*waiter).ready <- nil
+		w.ready <- nil // buffered and empty: never blocks
 	} else {
 		p.inUse--
 		p.nInUse.Store(int64(p.inUse))
@@ -207,7 +242,7 @@ func newSlots(ctx context.Context, p *Pool) *slots {
 // first, and reports which it took. A worker of a nested run waiting in the
 // pool's queue thus still gets the borrowed slot when another worker of its
 // run gives it back, so the nested run always progresses.
-func (s *slots) acquire(ctx context.Context) (borrowed bool, err error) {
+func (s *slots) acquire(ctx context.Context, w *waiter) (borrowed bool, err error) {
 	var alt chan struct{}
 	if s.borrowed != nil {
 		alt = s.borrowed.free
@@ -221,7 +256,7 @@ func (s *slots) acquire(ctx context.Context) (borrowed bool, err error) {
 		default:
 		}
 	}
-	return s.pool.acquire(ctx, alt)
+	return s.pool.acquire(ctx, w, alt)
 }
 
 func (s *slots) release(borrowed bool) {
@@ -232,12 +267,13 @@ func (s *slots) release(borrowed bool) {
 	s.pool.release()
 }
 
-// workerContext returns the context a worker gives its work calls: ctx
-// carrying the worker's slot, for nested runs to borrow.
-func (s *slots) workerContext(ctx context.Context) context.Context {
+// worker returns what a worker needs to use the pool: the context it gives
+// its work calls, ctx carrying the worker's slot for nested runs to borrow,
+// and its waiter.
+func (s *slots) worker(ctx context.Context) (context.Context, *waiter) {
 	h := &heldSlot{pool: s.pool, free: make(chan struct{}, 1)}
 	h.free <- struct{}{}
-	return context.WithValue(ctx, slotKey{}, h)
+	return context.WithValue(ctx, slotKey{}, h), newWaiter()
 }
 
 func (p *Pool) isClosed() bool {
