@@ -248,4 +248,3 @@ func BenchmarkPool(b *testing.B) {
 		})
 	}
 }
-
