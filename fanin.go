@@ -3,6 +3,7 @@ package fofi
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // consume is the consumer: it receives result batches on the caller's
@@ -22,11 +23,21 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 	if r.cfg.ordered {
 		pending = make(map[int]*batch[In, Out])
 	}
+	var tick <-chan time.Time
+	if r.obs != nil && r.obs.progress != nil {
+		t := time.NewTicker(r.obs.every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for expected < 0 || received < expected {
 		var b *batch[In, Out]
-		select {
-		case b = <-r.out:
-		case <-r.done:
+		if r.obs == nil {
+			select {
+			case b = <-r.out:
+			case <-r.done:
+				return false
+			}
+		} else if b = r.receiveObserved(tick); b == nil {
 			return false
 		}
 		if b.end {
@@ -57,10 +68,41 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 	return true
 }
 
+// receiveObserved is the consumer's receive when the run is observed: it
+// counts the time the consumer waits with nothing to take as starved, and
+// reports progress while it waits. It returns nil when the run stopped.
+func (r *run[In, Out]) receiveObserved(tick <-chan time.Time) *batch[In, Out] {
+	select {
+	case b := <-r.out:
+		return b
+	default:
+	}
+	t0 := time.Now()
+	defer func() { r.obs.starved.Add(int64(time.Since(t0))) }()
+	for {
+		select {
+		case b := <-r.out:
+			return b
+		case <-tick:
+			r.obs.tick(false)
+		case <-r.done:
+			return nil
+		}
+	}
+}
+
 // deliver passes the results of b to fn, then returns b's inputs to the
 // window and b itself to the pool. It returns false when the run
 // stopped; no result is delivered after the run stopped.
 func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool) bool {
+	if r.obs != nil {
+		t0, n := time.Now(), len(b.out)-len(b.errs) // b is recycled before the defer runs
+		defer func() {
+			r.obs.consume.Add(int64(time.Since(t0)))
+			r.obs.taken(n)
+			r.obs.tick(false)
+		}()
+	}
 	errs := b.errs
 	for i, v := range b.out {
 		if r.stopped() {

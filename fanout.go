@@ -132,7 +132,8 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 	if cfg.pool != nil {
 		r.slots = newSlots(ctx, cfg.pool)
 	}
-	r.call = newCaller(work, &cfg)
+	r.obs = newObserver(&cfg)
+	r.call = newCaller(work, &cfg, r.obs)
 	r.window = int64(cfg.concurrency) + int64(cfg.buffer) + 1
 	r.lifecycle.init(ctx)
 	return r, nil
@@ -169,6 +170,7 @@ type run[In, Out any] struct {
 
 	pool  *sync.Pool // of *batch[In, Out], shared by every run of these types
 	slots *slots     // with WithPool
+	obs   *observer  // with WithStats or WithProgress
 
 	feeder   sync.WaitGroup
 	workers  errgroup.Group
@@ -193,6 +195,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	complete := r.consume(deliver)
 	r.shutdown()
 	r.replay()
+	if r.obs != nil {
+		r.obs.tick(true)
+	}
 
 	var err error
 	if !complete {
@@ -218,6 +223,9 @@ func (r *run[In, Out]) shutdown() {
 	r.release()
 	r.feeder.Wait()
 	r.workers.Wait()
+	if r.obs != nil {
+		r.obs.fill(&r.cfg)
+	}
 }
 
 // feed ranges over the inputs, packs them into batches and hands the
@@ -354,12 +362,15 @@ func (r *run[In, Out]) work() {
 	for {
 		var b *batch[In, Out]
 		var ok bool
-		select {
-		case b, ok = <-r.in:
-			if !ok {
-				return
+		if r.obs != nil {
+			b, ok = r.workerReceiveObserved()
+		} else {
+			select {
+			case b, ok = <-r.in:
+			case <-r.done:
 			}
-		case <-r.done:
+		}
+		if !ok {
 			return
 		}
 		// Let the goroutines this worker just woke up, the feeder (by
@@ -372,12 +383,38 @@ func (r *run[In, Out]) work() {
 		if !r.processWithSlot(ctx, w, b) {
 			return
 		}
+		if r.obs != nil {
+			r.obs.handedOver(len(b.out) - len(b.errs))
+		}
 		select {
 		case r.out <- b:
 		case <-r.done:
 			return
 		}
 	}
+}
+
+// workerReceiveObserved is a worker's receive when the run is observed: a wait
+// that starts while the feeder waits for room in the window is backpressure,
+// and counts as Blocked. It returns false when in is closed or the run
+// stopped.
+func (r *run[In, Out]) workerReceiveObserved() (*batch[In, Out], bool) {
+	select {
+	case b, ok := <-r.in:
+		return b, ok
+	default:
+	}
+	t0, blocked := time.Now(), r.feederWaiting.Load()
+	var b *batch[In, Out]
+	ok := false
+	select {
+	case b, ok = <-r.in:
+	case <-r.done:
+	}
+	if blocked {
+		r.obs.blocked.Add(int64(time.Since(t0)))
+	}
+	return b, ok
 }
 
 // processWithSlot processes b holding a slot of the run's pool, if it has
@@ -387,7 +424,14 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[
 	if r.slots == nil {
 		return r.process(ctx, b)
 	}
+	var t0 time.Time
+	if r.obs != nil {
+		t0 = time.Now()
+	}
 	borrowed, err := r.slots.acquire(r.ctx, w)
+	if r.obs != nil {
+		r.obs.poolWait.Add(int64(time.Since(t0)))
+	}
 	if err != nil {
 		r.stop(err) // ErrClosed; a context error means the run stopped already
 		return false
@@ -399,16 +443,35 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[
 // process calls work for every input of b. It returns false when the run
 // stopped, in which case b is abandoned.
 func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) bool {
+	if r.obs != nil {
+		r.obs.batchStarted()
+	}
 	start := time.Now()
+	calls, failed, ok := r.calls(ctx, b)
+	d := time.Since(start)
+	if r.obs != nil {
+		r.obs.batchDone(calls, failed, d)
+	}
+	if ok {
+		// A measured 0 (a coarse clock, or fake time in tests) still
+		// counts as a measurement: the work is quick.
+		r.workNs.Store(max(int64(d)/int64(len(b.in)), 1))
+	}
+	return ok
+}
+
+// calls makes the work calls of b and reports how many it made, how many
+// of those failed, and whether the run goes on.
+func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out]) (calls, failed int, ok bool) {
 	for i, v := range b.in {
 		if r.stopped() {
-			return false
+			return i, len(b.errs), false
 		}
 		out, err := r.call.call(ctx, v)
 		if err != nil {
 			te, ok := r.failed(b.start+i, err)
 			if !ok {
-				return false
+				return i + 1, len(b.errs) + 1, false
 			}
 			b.errs = append(b.errs, te)
 			var zero Out
@@ -416,10 +479,7 @@ func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) bool {
 		}
 		b.out = append(b.out, out)
 	}
-	// A measured 0 (a coarse clock, or fake time in tests) still counts as
-	// a measurement: the work is quick.
-	r.workNs.Store(max(int64(time.Since(start))/int64(len(b.in)), 1))
-	return true
+	return len(b.in), len(b.errs), true
 }
 
 // failed handles the error of the work call for input index. It returns

@@ -175,15 +175,24 @@ type caller[In, Out any] struct {
 	work    func(context.Context, In) (Out, error)
 	timeout time.Duration
 	limiter Limiter
+	obs     *observer
 }
 
-func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config) caller[In, Out] {
-	return caller[In, Out]{work: work, timeout: cfg.taskTimeout, limiter: cfg.limiter}
+func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config, obs *observer) caller[In, Out] {
+	return caller[In, Out]{work: work, timeout: cfg.taskTimeout, limiter: cfg.limiter, obs: obs}
 }
 
 func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+		var t0 time.Time
+		if c.obs != nil {
+			t0 = time.Now()
+		}
+		err := c.limiter.Wait(ctx)
+		if c.obs != nil {
+			c.obs.limited.Add(int64(time.Since(t0)))
+		}
+		if err != nil {
 			var zero Out
 			return zero, fmt.Errorf("fofi: limiter: %w", err)
 		}

@@ -45,7 +45,8 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 	if len(inputs) == 0 {
 		return m.out, nil
 	}
-	m.call = newCaller(work, &cfg)
+	m.obs = newObserver(&cfg)
+	m.call = newCaller(work, &cfg, m.obs)
 	if cfg.pool != nil {
 		m.slots = newSlots(ctx, cfg.pool)
 	}
@@ -63,6 +64,7 @@ type mapRun[In, Out any] struct {
 	out    []Out
 	call   caller[In, Out]
 	slots  *slots       // with WithPool
+	obs    *observer    // with WithStats or WithProgress
 	next   atomic.Int64 // the first index no worker has claimed
 	// abandoned is set by a worker that left a claimed range unfinished
 	// because the run stopped; a Map without it is complete.
@@ -82,9 +84,15 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	for range workers {
 		g.Go(func() error { m.guard(func() { m.work(workers) }); return nil })
 	}
-	g.Wait()
+	m.wait(&g)
 	m.release()
+	if m.obs != nil {
+		m.obs.fill(&m.cfg)
+	}
 	m.replay()
+	if m.obs != nil {
+		m.obs.tick(true)
+	}
 
 	err := error(nil)
 	if m.abandoned.Load() {
@@ -102,6 +110,29 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 		errs = append(errs, te)
 	}
 	return m.out, errors.Join(append(errs, err)...)
+}
+
+// wait waits for the workers. With WithProgress it reports progress
+// meanwhile, on this goroutine, which the promise of WithProgress requires;
+// the goroutine that waits for the group in its place exits with the
+// workers, before wait returns.
+func (m *mapRun[In, Out]) wait(g *errgroup.Group) {
+	if m.obs == nil || m.obs.progress == nil {
+		g.Wait()
+		return
+	}
+	done := make(chan struct{})
+	go func() { g.Wait(); close(done) }()
+	t := time.NewTicker(m.obs.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			m.obs.tick(false)
+		}
+	}
 }
 
 // work claims ranges of indexes until none is left or the run stops. A
@@ -139,7 +170,14 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, e
 	if m.slots == nil {
 		return m.processRange(ctx, start, end)
 	}
+	var t0 time.Time
+	if m.obs != nil {
+		t0 = time.Now()
+	}
 	borrowed, err := m.slots.acquire(m.ctx, w)
+	if m.obs != nil {
+		m.obs.poolWait.Add(int64(time.Since(t0)))
+	}
 	if err != nil {
 		m.stop(err) // ErrClosed; a context error means the run stopped already
 		return false
@@ -151,19 +189,35 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, e
 // processRange calls work for inputs[start:end] and stores the results. It
 // returns false when the run stopped before the range was done.
 func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) bool {
+	if m.obs == nil {
+		_, _, ok := m.calls(ctx, start, end)
+		return ok
+	}
+	m.obs.batchStarted()
+	t0 := time.Now()
+	calls, failed, ok := m.calls(ctx, start, end)
+	m.obs.batchDone(calls, failed, time.Since(t0))
+	return ok
+}
+
+// calls makes the work calls for inputs[start:end] and reports how many it
+// made, how many of those failed, and whether the run goes on.
+func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (calls, failed int, ok bool) {
 	for i := start; i < end; i++ {
 		if m.stopped() {
-			return false
+			return calls, failed, false
 		}
+		calls++
 		v, err := m.call.call(ctx, m.inputs[i])
 		if err != nil {
+			failed++
 			if m.cancelled() {
-				return false // caused by the stop, not a reason for it
+				return calls, failed, false // caused by the stop, not a reason for it
 			}
 			te := &TaskError{Index: int(i), Err: err}
 			if !m.cfg.continueOnError {
 				m.stop(te)
-				return false
+				return calls, failed, false
 			}
 			m.errMu.Lock()
 			m.taskErrs = append(m.taskErrs, te)
@@ -172,5 +226,5 @@ func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) bo
 		}
 		m.out[i] = v
 	}
-	return true
+	return calls, failed, true
 }

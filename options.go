@@ -59,6 +59,12 @@ type config struct {
 
 	pool    *Pool
 	poolSet bool
+
+	stats         *Stats
+	statsSet      bool
+	progressEvery time.Duration
+	progress      func(Progress)
+	progressSet   bool
 }
 
 // WithConcurrency sets the largest number of work calls in flight at once
@@ -157,6 +163,12 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithPool(&Pool{}): the zero Pool is not usable, make one with NewPool")
 	case c.poolSet && c.pool.isClosed():
 		return c, ErrClosed
+	case c.statsSet && c.stats == nil:
+		return c, configError("WithStats(nil): stats must not be nil")
+	case c.progressSet && c.progressEvery <= 0:
+		return c, configError("WithProgress(%v, fn): interval must be positive", c.progressEvery)
+	case c.progressSet && c.progress == nil:
+		return c, configError("WithProgress(%v, nil): fn must not be nil", c.progressEvery)
 	}
 	if !c.bufferSet {
 		c.buffer = max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency)
