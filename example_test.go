@@ -324,3 +324,33 @@ func ExampleWithPool() {
 	fmt.Println(vals, err)
 	// Output: [A B C] <nil>
 }
+
+// WithStats tells where the time went. Here the consumer is five times
+// slower than the work, and the diagnosis says so.
+func ExampleWithStats() {
+	var stats fofi.Stats
+	work := func(_ context.Context, x int) (int, error) { time.Sleep(time.Millisecond); return x, nil }
+	slowConsume := func(int) error { time.Sleep(5 * time.Millisecond); return nil }
+	_ = fofi.Run(context.Background(), slices.Values(make([]int, 20)), work, slowConsume,
+		fofi.WithConcurrency(4), fofi.WithBuffer(2), fofi.WithStats(&stats))
+
+	fmt.Println(stats.Started, "calls,", stats.Failed, "failed")
+	fmt.Println(strings.Contains(stats.String(), "Consumer-bound"))
+	// Output:
+	// 20 calls, 0 failed
+	// true
+}
+
+// WithProgress reports how far a run has got, on the caller's goroutine,
+// at most once per interval and once at the end.
+func ExampleWithProgress() {
+	var last fofi.Progress
+	_, _ = fofi.Map(context.Background(), make([]int, 30),
+		func(_ context.Context, x int) (int, error) { time.Sleep(time.Millisecond); return x, nil },
+		fofi.WithConcurrency(3),
+		fofi.WithProgress(5*time.Millisecond, func(p fofi.Progress) {
+			last = p // a real program would print p, or export it as a metric
+		}))
+	fmt.Printf("done %d, failed %d, in flight %d\n", last.Done, last.Failed, last.InFlight)
+	// Output: done 30, failed 0, in flight 0
+}
