@@ -90,6 +90,26 @@
 // in the body of a loop over [Stream] happens on the caller's goroutine
 // already; it stops the run and propagates once every call has returned.
 //
+// # Sharing a limit
+//
+// [WithConcurrency] bounds one run. A [Pool], given to runs with
+// [WithPool], bounds all the runs that share it: at most its Limit work
+// calls are in flight across all of them, handed out first come, first
+// served. A server makes one Pool per backend and passes it to the runs of
+// every request. Runs stay isolated: the error, panic or cancellation of
+// one stops only that one. A run nested in a work call borrows the slot of
+// that call, so nested runs on a full pool do not deadlock.
+//
+// # Statistics
+//
+// [WithStats] fills in a [Stats] when the run returns: calls started,
+// succeeded and failed, the time spent working, consuming, blocked by
+// backpressure and starved of results, waiting for a [Limiter] or a
+// [Pool], and the most calls in flight and results waiting. [Stats.String]
+// reads the figures and says what limited the run: the consumer, the
+// producers, the Limiter or the Pool. [WithProgress] reports progress while
+// the run goes. Without these options nothing is measured.
+//
 // # Goroutine lifetimes
 //
 // [Run] and [Map] return, and a range over [Stream] ends, only after every
