@@ -182,7 +182,8 @@ type run[In, Out any] struct {
 // run's error; it replays a panic or Goexit of the run's goroutines.
 func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.in = make(chan *batch[In, Out], min(r.cfg.concurrency, queuedBatches))
-	// out never blocks a sender in practice: at most window batches exist.
+	// At most window batches exist, so out blocks a sender only when the
+	// window is larger than its capacity and batches are small.
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
 	r.workers.SetLimit(r.cfg.concurrency)
