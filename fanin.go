@@ -103,6 +103,9 @@ func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool)
 			r.obs.tick(false)
 		}()
 	}
+	if r.cancelled() { // once per batch: halted may lag a parent's cancellation
+		return false
+	}
 	errs := b.errs
 	for i, v := range b.out {
 		if r.stopped() {

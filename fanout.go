@@ -128,6 +128,9 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 	if err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		return nil, parentError(ctx, context.Cause(ctx))
+	}
 	r := &run[In, Out]{cfg: cfg, inputs: inputs, pool: batchPool[In, Out]()}
 	if cfg.pool != nil {
 		r.slots = newSlots(ctx, cfg.pool)
@@ -464,6 +467,11 @@ func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) bool {
 // calls makes the work calls of b and reports how many it made, how many
 // of those failed, and whether the run goes on.
 func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out]) (calls, failed int, ok bool) {
+	// halted may lag a parent's cancellation while the processors are
+	// busy (see stopped); once per batch, ask the context itself.
+	if r.cancelled() {
+		return 0, 0, false
+	}
 	for i, v := range b.in {
 		if r.stopped() {
 			return i, len(b.errs), false

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -972,7 +973,7 @@ func TestBadConfiguration(t *testing.T) {
 		{"timeout 0", []fofi.Option{fofi.WithTaskTimeout(0)}, t.Context(), "fofi: WithTaskTimeout(0s): timeout must be positive"},
 		{"timeout -1s", []fofi.Option{fofi.WithTaskTimeout(-time.Second)}, t.Context(), "fofi: WithTaskTimeout(-1s): timeout must be positive"},
 		{"nil limiter", []fofi.Option{fofi.WithLimiter(nil)}, t.Context(), "fofi: WithLimiter(nil): limiter must not be nil"},
-		{"typed nil limiter", []fofi.Option{fofi.WithLimiter(nilLimiter)}, t.Context(), "fofi: WithLimiter(nil): limiter must not be nil"},
+		{"typed nil limiter", []fofi.Option{fofi.WithLimiter(nilLimiter)}, t.Context(), "limiter must not be nil"},
 		{"nil context", nil, nil, "nil context"},
 	}
 	work := func(context.Context, int) (int, error) { t.Error("work called"); return 0, nil }
@@ -1214,3 +1215,78 @@ func TestRaceManySmallRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestFirstErrorNeverLost repeats a fail-fast run many times: the input's
+// error must come back every time, however the stop races with the
+// consumer's own stop (a lost error once returned nil here, about one run
+// in a thousand).
+func TestFirstErrorNeverLost(t *testing.T) {
+	failure := errors.New("failure")
+	for i := range 3000 {
+		failAt := i % 200
+		work := func(_ context.Context, x int) (int, error) {
+			if x == failAt {
+				return 0, failure
+			}
+			return x, nil
+		}
+		var err error
+		if i%2 == 0 {
+			err = fofi.Run(t.Context(), seq(200), work, func(int) error { return nil }, fofi.WithConcurrency(8), fofi.WithBuffer(16))
+		} else {
+			for _, e := range fofi.Stream(t.Context(), seq(200), work, fofi.WithConcurrency(8), fofi.WithBuffer(16)) {
+				if e != nil {
+					err = e
+				}
+			}
+		}
+		var te *fofi.TaskError
+		if !errors.As(err, &te) || te.Index != failAt {
+			t.Fatalf("run %d = %v, want *TaskError{Index: %d}", i, err, failAt)
+		}
+	}
+}
+
+// TestNestedRunStoppedByOuter: a run nested in a work call whose outer run
+// stops (a break, or another input's error) reports a cancellation, never
+// the outer run's reason and never success.
+func TestNestedRunStoppedByOuter(t *testing.T) {
+	for _, inner := range entries {
+		t.Run(inner.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				innerErr := make(chan error, 1)
+				work := func(ctx context.Context, x int) (int, error) {
+					if x == 1 {
+						time.Sleep(time.Second)
+						return 0, errors.New("outer failure")
+					}
+					_, err := inner.run(ctx, 5, func(ctx context.Context, y int) (int, error) {
+						<-ctx.Done()
+						return 0, ctx.Err()
+					})
+					innerErr <- err
+					return 0, err
+				}
+				fofi.Map(t.Context(), []int{0, 1}, work, fofi.WithConcurrency(2))
+				err := <-innerErr
+				if !errors.Is(err, context.Canceled) || strings.Contains(fmt.Sprint(err), "outer failure") {
+					t.Errorf("inner %s = %v, want context.Canceled, not the outer run's error", inner.name, err)
+				}
+			})
+		})
+	}
+}
+
+func TestAlreadyCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	work := func(context.Context, int) (int, error) { t.Error("work called"); return 0, nil }
+	for _, e := range entries {
+		for _, n := range []int{0, 1, 100} {
+			if _, err := e.run(ctx, n, work); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s(cancelled ctx, %d inputs) = %v, want context.Canceled", e.name, n, err)
+			}
+		}
+	}
+}
+

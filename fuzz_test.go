@@ -29,6 +29,10 @@ func FuzzRun(f *testing.F) {
 	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true)
 	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false)
 	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true)
+	// Found by fuzzing: a work error racing a consume error, and a lost
+	// first error (fixed: the stop reason is recorded before halting).
+	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false)
+	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false)
 	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool) {
 		c, buf, n := int(c8%64)+1, int(buf16%2048), int(n16%5000)
 		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
@@ -108,6 +112,13 @@ func FuzzRun(f *testing.F) {
 		failed := int(failAt) >= 0 && int(failAt) < n
 		consumeFailed := int(consumeFailAt) >= 0 && consumed.Load() == int64(consumeFailAt)+1
 		switch {
+		case consumeFailed && failed && !cont:
+			// Both happened: a work error may stop the run while the
+			// failing consume call is running, and the first one wins.
+			var te *fofi.TaskError
+			if !errors.Is(err, stopErr) && !(errors.As(err, &te) && te.Index == int(failAt)) {
+				t.Fatalf("error = %v, want the consume error or *TaskError{Index: %d}", err, failAt)
+			}
 		case consumeFailed:
 			if !errors.Is(err, stopErr) {
 				t.Fatalf("error = %v after consume failed, want the consume error", err)

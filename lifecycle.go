@@ -24,6 +24,15 @@ func (c *stopCause) Error() string {
 	return c.err.Error()
 }
 
+// Unwrap lets errors.Is see context.Canceled in the cause of a work
+// call's context (context.Cause) when the run stopped for its own reasons.
+func (c *stopCause) Unwrap() []error {
+	if c.err == nil {
+		return []error{context.Canceled}
+	}
+	return []error{c.err, context.Canceled}
+}
+
 // lifecycle is what every run shares between its goroutines: its context, the
 // first reason it stopped, and the panic or Goexit to replay on the caller's
 // goroutine.
@@ -38,7 +47,8 @@ type lifecycle struct {
 	// instead of polling done, which costs a function call into the
 	// channel code per item.
 	halted      atomic.Bool
-	stopAfter   func() bool   // unregisters the AfterFunc
+	reason      atomic.Pointer[stopCause] // the first reason of the run's own, set before halted
+	stopAfter   func() bool               // unregisters the AfterFunc
 	afterFuncOK chan struct{} // closed when the AfterFunc has run
 	released    bool          // release has run; owned by the caller
 
@@ -56,6 +66,9 @@ func (l *lifecycle) init(parent context.Context) {
 		l.halted.Store(true)
 		close(l.afterFuncOK)
 	})
+	if parent.Err() != nil {
+		l.halted.Store(true) // no need to wait for the AfterFunc
+	}
 }
 
 // stopped reports whether the run's context is done. It is one atomic
@@ -71,15 +84,23 @@ func (l *lifecycle) cancelled() bool {
 	case <-l.done:
 		return true
 	default:
-		return false
+		// A parent's cancel closes the parent's Done before it cancels
+		// this run's context: work watching the parent sees it first.
+		return l.parent.Err() != nil
 	}
 }
 
 // stop cancels the run with err as its reason, unless it stopped already:
 // the first reason wins, and the cancellations it causes are not reasons.
+//
+// The reason is recorded before halted is set: whoever sees the run halted
+// and stops it in turn (the consumer, then the final cleanup) cancels with
+// the first reason, not its own, so the first error cannot be lost between
+// the two stores.
 func (l *lifecycle) stop(err error) {
+	l.reason.CompareAndSwap(nil, &stopCause{err})
 	l.halted.Store(true)
-	l.cancel(&stopCause{err})
+	l.cancel(l.reason.Load())
 }
 
 // release stops the run, if it is still going, and waits for the
@@ -121,7 +142,13 @@ func (l *lifecycle) guard(f func()) {
 		l.mu.Lock()
 		if v != nil {
 			if l.panicked == nil {
-				l.panicked = &PanicError{Value: v, Stack: debug.Stack()}
+				// A PanicError from a nested run already carries the
+				// stack of the goroutine that panicked first.
+				pe, ok := v.(*PanicError)
+				if !ok {
+					pe = &PanicError{Value: v, Stack: debug.Stack()}
+				}
+				l.panicked = pe
 			}
 		} else {
 			// recover returns nil only when there is no panic (since Go
@@ -155,15 +182,30 @@ func (l *lifecycle) replay() {
 // itself, or the parent context's error when the parent was cancelled first.
 func (l *lifecycle) err() error {
 	cause := context.Cause(l.ctx)
-	if c, ok := cause.(*stopCause); ok {
-		return c.err
-	}
 	if cause == nil {
 		return nil
 	}
-	// The parent was cancelled first. Return its Err, so that
-	// errors.Is(err, ctx.Err()) holds, and keep a custom cause visible.
-	err := l.parent.Err()
+	// Only this run's own reason counts as its own: a *stopCause that
+	// arrives from the parent belongs to an outer run this one is nested
+	// in, and is a cancellation like any other.
+	if own := l.reason.Load(); own != nil && cause == error(own) {
+		return own.err
+	}
+	return parentError(l.parent, cause)
+}
+
+// parentError is the error of a run stopped by the cancellation of its
+// parent context: the parent's Err, so that errors.Is(err, ctx.Err())
+// holds, with a custom cause kept visible.
+//
+// A *stopCause is the reason an outer run stopped, this one being nested
+// in one of its work calls: it is not repeated, lest errors.As find the
+// outer run's TaskError in the inner run's error.
+func parentError(parent context.Context, cause error) error {
+	err := parent.Err()
+	if _, outer := cause.(*stopCause); outer {
+		return err
+	}
 	if err == nil || errors.Is(cause, err) {
 		return cause
 	}

@@ -41,6 +41,9 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 	if err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		return nil, parentError(ctx, context.Cause(ctx))
+	}
 	m := &mapRun[In, Out]{cfg: cfg, inputs: inputs, out: make([]Out, len(inputs))}
 	if len(inputs) == 0 {
 		return m.out, nil
@@ -147,6 +150,10 @@ func (m *mapRun[In, Out]) work(workers int) {
 	n := int64(len(m.inputs))
 	k := int64(1)
 	for {
+		if m.cancelled() { // once per range: halted may lag a parent's cancellation
+			m.abandoned.Store(true)
+			return
+		}
 		end := m.next.Add(k)
 		start := end - k
 		if start >= n {

@@ -155,8 +155,10 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithBuffer(%d): buffer must be at most %d", c.buffer, maxBuffer)
 	case c.taskTimeoutSet && c.taskTimeout <= 0:
 		return c, configError("WithTaskTimeout(%v): timeout must be positive", c.taskTimeout)
-	case c.limiterSet && isNil(c.limiter):
+	case c.limiterSet && c.limiter == nil:
 		return c, configError("WithLimiter(nil): limiter must not be nil")
+	case c.limiterSet && isNil(c.limiter):
+		return c, configError("WithLimiter(%T(nil)): limiter must not be nil", c.limiter)
 	case c.poolSet && c.pool == nil:
 		return c, configError("WithPool(nil): pool must not be nil")
 	case c.poolSet && c.pool.limit < 1:

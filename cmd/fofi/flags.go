@@ -25,6 +25,8 @@ func parseFlags(args []string, stderr io.Writer) (*demo, error) {
 	fs.Uint64Var(&d.seed, "seed", 1, "seed of the random producer times; the same seed gives the same times")
 	fs.BoolVar(&d.quiet, "quiet", false, "print only the summary lines, no per-job trace")
 	fs.BoolVar(&d.compare, "compare", false, "run as a sequential loop, then with fofi, and print the speedup")
+	stats := fs.Bool("stats", false, "print where the time of the fofi run went and what limited it, fofi.WithStats")
+	progress := fs.Bool("progress", false, "report progress on stderr every "+progressEvery.String()+" while fofi runs, fofi.WithProgress")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -59,6 +61,13 @@ func parseFlags(args []string, stderr io.Writer) (*demo, error) {
 	})
 	if *ordered {
 		d.opts = append(d.opts, fofi.WithOrdered())
+	}
+	if *stats {
+		d.stats = new(fofi.Stats)
+		d.opts = append(d.opts, fofi.WithStats(d.stats))
+	}
+	if *progress {
+		d.opts = append(d.opts, fofi.WithProgress(progressEvery, d.reportProgress))
 	}
 	return d, nil
 }

@@ -22,6 +22,14 @@
 //	-quiet          print only the summary lines, no per-job trace
 //	-compare        run the jobs twice, as a sequential loop and with fofi,
 //	                and print both wall times and the speedup
+//	-stats          print the statistics of the fofi run, fofi.WithStats: a
+//	                paragraph on where the time went and what limited the
+//	                run (fofi.Stats.String), after the finished line
+//	-progress       report progress on stderr every 200ms while fofi runs,
+//	                fofi.WithProgress: jobs done (produced) of the total,
+//	                failed, in flight, consumed, and the time elapsed;
+//	                on a terminal one line redrawn in place, otherwise a line
+//	                per report
 //
 // The producer times are drawn up front from -seed, so they do not depend
 // on goroutine scheduling: one seed gives the same times on every run and
@@ -42,6 +50,15 @@
 // appear only as "consumer processed" lines make room:
 //
 //	go run ./cmd/fofi -jobs 8 -concurrency 2 -consume 1s -buffer 0
+//
+// -stats names the side that limited the run. The same jobs are
+// consumer-bound with a slow consumer and producer-bound with a fast one:
+//
+//	go run ./cmd/fofi -quiet -stats -jobs 8 -concurrency 4 -work 100ms -consume 1s -buffer 0
+//	go run ./cmd/fofi -quiet -stats -jobs 8 -concurrency 4 -work 100ms -consume 0s -buffer 0
+//
+// docs/backpressure.md explains the statistics and how to tune -concurrency
+// and -buffer with them.
 package main
 
 import (
@@ -54,7 +71,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -81,7 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2 // the message and usage are printed already
 	}
-	d.trace = &tracer{w: stdout, quiet: d.quiet}
+	d.trace = &tracer{w: stdout, quiet: d.quiet, status: stderr, redraw: isTerminal(stderr)}
 	d.durations = drawDurations(d.jobs, d.work, d.seed)
 
 	var seq time.Duration
@@ -93,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	conc, err := d.pass(ctx, "fofi", d.runFofi)
 	if err != nil {
 		return d.failed(ctx, err, stderr)
+	}
+	if d.stats != nil {
+		d.trace.line("stats: %v", d.stats)
 	}
 	if d.compare {
 		fmt.Fprintf(stdout, "sequential loop: %v\n", seq.Round(time.Millisecond))
@@ -106,11 +125,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // demo is one invocation: the flags, the drawn producer times and the trace.
 type demo struct {
 	jobs, concurrency int
-	opts              []fofi.Option // from -buffer and -ordered
+	opts              []fofi.Option // from -buffer, -ordered, -stats and -progress
 	work              span
 	consumeTime       time.Duration
 	seed              uint64
 	quiet, compare    bool
+	stats             *fofi.Stats // with -stats, filled in by the fofi pass
 
 	durations []time.Duration // durations[i] is the producer time of job i+1
 	trace     *tracer
@@ -136,10 +156,18 @@ func (d *demo) pass(ctx context.Context, name string, process func(context.Conte
 // runFofi is the fan-out / fan-in version: up to -concurrency producers at
 // once, the consumer on this goroutine.
 func (d *demo) runFofi(ctx context.Context) error {
+	// fofi reports progress for the last time when Run ends, also by an
+	// error or a cancellation, so the progress line ends here.
+	defer d.trace.endProgress()
 	opts := append([]fofi.Option{fofi.WithConcurrency(d.concurrency)}, d.opts...)
 	return fofi.Run(ctx, d.inputs(), d.produce,
 		func(job int) error { return d.consume(ctx, job) }, opts...)
 }
+
+// reportProgress is the fofi.WithProgress function of -progress. fofi calls
+// it on the goroutine that called Run, never at the same time as consume, so
+// it may read d.consumed without a lock.
+func (d *demo) reportProgress(p fofi.Progress) { d.trace.progress(p, d.jobs, d.consumed) }
 
 // runLoop is the hand-written sequential version that fofi.Run replaces: one
 // job at a time, each output consumed before the next job starts.
@@ -224,26 +252,4 @@ func drawDurations(jobs int, work span, seed uint64) []time.Duration {
 		ds[i] = work.min + time.Duration(r.Uint64N(uint64(work.max-work.min)+1))
 	}
 	return ds
-}
-
-// tracer writes whole lines to w. Producers trace from several goroutines;
-// the mutex keeps their lines from interleaving.
-type tracer struct {
-	mu    sync.Mutex
-	w     io.Writer
-	quiet bool // drop the per-job lines
-}
-
-// job writes a per-job line, unless -quiet.
-func (t *tracer) job(format string, args ...any) {
-	if !t.quiet {
-		t.line(format, args...)
-	}
-}
-
-// line writes a summary line.
-func (t *tracer) line(format string, args ...any) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	fmt.Fprintf(t.w, format+"\n", args...)
 }

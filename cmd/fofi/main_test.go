@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -222,5 +224,179 @@ func TestInterrupt(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+func TestStats(t *testing.T) {
+	// The same jobs, 8 of exactly 100ms on 4 producers with no buffer, once
+	// with a consumer ten times slower than a producer, once with one that
+	// takes no time.
+	base := []string{"-quiet", "-stats", "-jobs", "8", "-concurrency", "4", "-work", "100ms", "-buffer", "0"}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		verdict string
+	}{
+		{"slow consumer", []string{"-consume", "1s"}, "Consumer-bound"},
+		{"fast consumer", []string{"-consume", "0s"}, "Producer-bound"},
+		// -compare runs a sequential pass first: the statistics are the
+		// fofi pass's alone, and come before the comparison.
+		{"compare", []string{"-consume", "0s", "-compare"}, "Producer-bound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				args := append(slices.Clone(base), tc.args...)
+				code, stdout, stderr := runDemo(t.Context(), args...)
+				if code != 0 {
+					t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, stderr)
+				}
+				got := lines(stdout)
+				i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "stats: ") })
+				if i < 1 || !strings.HasPrefix(got[i-1], "fofi processing finished in ") {
+					t.Fatalf("run(%q) printed no stats line right after the finished line:\n%s", args, stdout)
+				}
+				want := len(got) - 1 // the last line
+				if slices.Contains(args, "-compare") {
+					want -= 3 // then sequential loop, fofi, speedup
+				}
+				if i != want {
+					t.Errorf("run(%q) printed the stats line at %d of %d lines, want %d:\n%s", args, i, len(got), want, stdout)
+				}
+				if stats := got[i]; !strings.Contains(stats, "8 work calls (0 failed)") || !strings.Contains(stats, tc.verdict) {
+					t.Errorf("run(%q) stats = %q, want 8 work calls (0 failed) ... %s", args, stats, tc.verdict)
+				}
+			})
+		})
+	}
+}
+
+// progressLine matches a -progress report.
+var progressLine = regexp.MustCompile(`^progress: ([0-9]+)/([0-9]+) done, [0-9]+ failed, [0-9]+ in flight, [0-9]+ consumed, [0-9.]+(ms|s)$`)
+
+func TestProgressLines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Four rounds of two 1s producers: 4s, reported every 200ms.
+		args := []string{"-quiet", "-progress", "-jobs", "8", "-concurrency", "2", "-work", "1s", "-consume", "0s"}
+		code, stdout, stderr := runDemo(t.Context(), args...)
+		if code != 0 {
+			t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, stderr)
+		}
+		if strings.Contains(stderr, "\r") || !strings.HasSuffix(stderr, "\n") {
+			t.Errorf("run(%q) stderr = %q, want plain lines, as stderr is not a terminal", args, stderr)
+		}
+		got := lines(stderr)
+		if len(got) < 10 {
+			t.Errorf("run(%q) reported %d times in 4s, want about every 200ms:\n%s", args, len(got), stderr)
+		}
+		done := "0"
+		for _, l := range got {
+			m := progressLine.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("run(%q) stderr line %q, want progress: N/8 done, ...", args, l)
+			}
+			if len(m[1]) < len(done) || len(m[1]) == len(done) && m[1] < done {
+				t.Errorf("done went from %s down to %s:\n%s", done, m[1], stderr)
+			}
+			done = m[1]
+		}
+		if last, want := got[len(got)-1], "progress: 8/8 done, 0 failed, 0 in flight, 8 consumed, 4s"; last != want {
+			t.Errorf("last report = %q, want %q", last, want)
+		}
+		if n := len(lines(stdout)); n != 3 {
+			t.Errorf("run(%q) printed %d lines to stdout, want 3: progress goes to stderr", args, n)
+		}
+	})
+}
+
+// terminal is a writer that says it is a terminal when isTerminal asks.
+type terminal struct{ strings.Builder }
+
+func (*terminal) Stat() (os.FileInfo, error) { return ttyInfo{}, nil }
+
+type ttyInfo struct{ os.FileInfo } // isTerminal calls only Mode
+
+func (ttyInfo) Mode() os.FileMode { return os.ModeDevice | os.ModeCharDevice }
+
+// render returns the lines a terminal shows for out: on each line, only
+// what follows the last clearLine.
+func render(out string) []string {
+	var shown []string
+	for _, l := range lines(out) {
+		if i := strings.LastIndex(l, clearLine); i >= 0 {
+			l = l[i+len(clearLine):]
+		}
+		shown = append(shown, l)
+	}
+	return shown
+}
+
+func TestProgressTerminal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// stdout and stderr are one terminal, as when nothing is
+		// redirected: the progress line must stay below the trace.
+		const jobs = 4
+		args := []string{"-progress", "-jobs", fmt.Sprint(jobs), "-concurrency", "2", "-work", "1s-2s", "-consume", "500ms"}
+		var tty terminal
+		if code := run(t.Context(), args, &tty, &tty); code != 0 {
+			t.Fatalf("run(%q) = %d, want 0; output:\n%q", args, code, tty.String())
+		}
+		out := tty.String()
+		if strings.Count(out, clearLine) < 10 {
+			t.Errorf("run(%q) drew %d times, want the line redrawn with %q about every 200ms:\n%q",
+				args, strings.Count(out, clearLine), clearLine, out)
+		}
+		shown := render(out)
+		trace := regexp.MustCompile(`^(starting fofi processing|consumer done|fofi processing finished in .*|(producer processing|producer wrote|consumer processing|consumer processed) [0-9]+)$`)
+		var reports []string
+		for _, l := range shown {
+			switch {
+			case progressLine.MatchString(l):
+				reports = append(reports, l)
+			case !trace.MatchString(l):
+				t.Errorf("the terminal shows %q, want a trace line or a progress line; output:\n%q", l, out)
+			}
+		}
+		// The trace lines, then the last report, then the summary lines.
+		n := len(shown)
+		if len(shown) != 1+4*jobs+3 || len(reports) != 1 || shown[n-3] != reports[0] ||
+			!strings.HasPrefix(reports[0], fmt.Sprintf("progress: %d/%d done, 0 failed, 0 in flight, %d consumed, ", jobs, jobs, jobs)) {
+			t.Errorf("the terminal shows\n%s\nwant the trace and one final progress line before consumer done", strings.Join(shown, "\n"))
+		}
+	})
+}
+
+func TestProgressInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		stdout := &cancelWriter{trigger: "producer processing 2", cancel: cancel}
+		var tty terminal
+		code := run(ctx, []string{"-progress", "-work", "1h"}, stdout, &tty)
+		// fofi reports once more as the run ends; the calls it cancelled
+		// count as failed. The message comes on a line of its own.
+		want := regexp.MustCompile(`^` + regexp.QuoteMeta(clearLine) + `progress: [0-9]/5 done, [0-9] failed, 0 in flight, 0 consumed, 0s\ninterrupted after 0s: 0 of 5 jobs consumed\n$`)
+		if code != 130 || !want.MatchString(tty.String()) {
+			t.Errorf("run(-progress), interrupted = %d, stderr %q; want 130, %v", code, tty.String(), want)
+		}
+	})
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, tc := range []struct {
+		name string
+		w    io.Writer
+		want bool
+	}{
+		{"file", f, false},
+		{"no Stat", new(strings.Builder), false},
+		{"character device", new(terminal), true},
+	} {
+		if got := isTerminal(tc.w); got != tc.want {
+			t.Errorf("isTerminal(%s) = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
