@@ -1289,4 +1289,3 @@ func TestAlreadyCancelledContext(t *testing.T) {
 		}
 	}
 }
-

@@ -49,8 +49,8 @@ type lifecycle struct {
 	halted      atomic.Bool
 	reason      atomic.Pointer[stopCause] // the first reason of the run's own, set before halted
 	stopAfter   func() bool               // unregisters the AfterFunc
-	afterFuncOK chan struct{} // closed when the AfterFunc has run
-	released    bool          // release has run; owned by the caller
+	afterFuncOK chan struct{}             // closed when the AfterFunc has run
+	released    bool                      // release has run; owned by the caller
 
 	mu       sync.Mutex
 	panicked *PanicError // the first panic of a goroutine of the run
