@@ -12,9 +12,9 @@ import (
 // been delivered, and false when the run stopped first.
 func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 	var (
-		received int
-		expected = -1 // unknown until the feeder's end message
-		next     int  // WithOrdered: the index of the input to deliver next
+		received int64
+		expected int64 = -1 // inputs; unknown until the feeder's end message
+		next     int        // WithOrdered: the index of the input to deliver next
 		// WithOrdered: batches that finished before the one starting at
 		// next, by start index. They hold at most window - 1 inputs, as
 		// the input at next is not consumed yet.
@@ -44,7 +44,7 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 			expected = b.total
 			continue
 		}
-		received++
+		received += int64(len(b.out))
 		if !r.cfg.ordered {
 			if !r.deliver(b, deliver) {
 				return false
@@ -56,7 +56,7 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 			continue
 		}
 		for b != nil {
-			next += len(b.in)
+			next += len(b.out)
 			if !r.deliver(b, deliver) {
 				return false
 			}
@@ -119,13 +119,8 @@ func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool)
 			return false
 		}
 	}
-	r.consumed.Add(int64(len(b.in)))
-	if r.feederWaiting.Load() {
-		select {
-		case r.room <- struct{}{}:
-		default: // a wake-up is pending already
-		}
-	}
+	r.consumed.Add(int64(len(b.out)))
+	r.wakeFeeder()
 	r.recycle(b)
 	return true
 }

@@ -144,17 +144,17 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 
 // run is the state of one Run or one range over a Stream.
 //
-// Goroutines: the feeder ranges over inputs and hands batches to workers;
-// up to concurrency workers, started through an errgroup as needed, call
-// work and hand result batches to the consumer; the consumer is the caller's
-// goroutine. The caller cancels the run and waits for the feeder and every
-// worker before it returns.
+// Goroutines: the feeder ranges over inputs and publishes each input in
+// the queue; up to concurrency workers, started through an errgroup as
+// needed, claim inputs from the queue, call work and hand result batches to
+// the consumer; the consumer is the caller's goroutine. The caller cancels
+// the run and waits for the feeder and every worker before it returns.
 //
-// Channels: in (feeder to workers) is unbuffered and closed by the feeder;
-// out (workers and feeder to consumer) is buffered and never closed: the
-// feeder's end message says how many batches to expect instead, so that no
-// goroutine has to wait for the workers in order to close it. room
-// (consumer to feeder) wakes a feeder waiting for space in the window.
+// Channels: out (workers and feeder to consumer) is buffered and never
+// closed: the feeder's end message says how many inputs to expect instead,
+// so that no goroutine has to wait for the workers in order to close it.
+// room (consumer to feeder) wakes a feeder waiting for space in the window.
+// The queue has its own wake-up channels (see queue).
 type run[In, Out any] struct {
 	lifecycle
 	cfg    config
@@ -162,8 +162,8 @@ type run[In, Out any] struct {
 	call   caller[In, Out]
 	window int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
 
-	in      chan *batch[In, Out]
-	started int // workers started; owned by the feeder
+	q       *queue[In]
+	started atomic.Int64 // workers running (or about to)
 	out     chan *batch[In, Out]
 	room    chan struct{}
 
@@ -184,7 +184,7 @@ type run[In, Out any] struct {
 // to stop the run. do returns once nothing of the run is running, with the
 // run's error; it replays a panic or Goexit of the run's goroutines.
 func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
-	r.in = make(chan *batch[In, Out], min(r.cfg.concurrency, queuedBatches))
+	r.q = newQueue[In](r.cfg.concurrency, r.window)
 	// At most window batches exist, so out blocks a sender only when the
 	// window is larger than its capacity and batches are small.
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
@@ -221,8 +221,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 }
 
 // shutdown stops the run and waits for its goroutines. It may run twice.
-// The feeder is waited for first: it is the only goroutine that starts
-// workers, so the errgroup's Wait never races with its Go.
+// The feeder is waited for first. Workers may start other workers, but
+// only from a goroutine of the group, which Wait is waiting for, so Go
+// never races with a Wait that could return.
 func (r *run[In, Out]) shutdown() {
 	r.release()
 	r.feeder.Wait()
@@ -232,119 +233,92 @@ func (r *run[In, Out]) shutdown() {
 	}
 }
 
-// feed ranges over the inputs, packs them into batches and hands the
-// batches out, keeping pulled - consumed within the window.
+// feed ranges over the inputs and publishes them in the queue, keeping
+// pulled - consumed within the window.
 func (r *run[In, Out]) feed() {
 	var (
-		b        *batch[In, Out]
-		k        = 1     // size of the batch being filled
-		pulled   int64   // inputs pulled so far, which is also the next index
-		seen     int64   // consumed, as last read
-		batches  int     // batches handed out
-		finished = false // inputs returned, or a yield returned false
-		last     = time.Now()
+		pulled   int64 // inputs pulled so far, which is also the next index
+		seen     int64 // consumed, as last read
+		finished bool  // a yield returned false
 	)
-	handOut := func() bool {
-		// Pull time is measured up to the hand-over and from its end: a
-		// feeder waiting for busy workers is not a slow iterator.
-		pullPerItem := time.Since(last) / time.Duration(len(b.in))
-		if !r.dispatch(b) {
-			return false
-		}
-		batches++
-		k = r.nextBatchSize(k, pullPerItem)
-		last, b = time.Now(), nil
-		return true
-	}
 	r.inputs(func(v In) bool {
 		if finished || r.stopped() {
 			finished = true // an iterator that calls yield after false gets false again
 			return false
 		}
-		if b == nil {
-			b = r.newBatch(int(pulled), k)
-		}
-		b.in = append(b.in, v)
-		pulled++
-		if len(b.in) >= k && !handOut() {
+		if !r.q.free(pulled) && !r.waitFor(func() bool { return r.q.free(pulled) }) {
 			finished = true
 			return false
 		}
+		r.q.push(pulled, v)
+		pulled++
+		if r.started.Load() < int64(r.cfg.concurrency) && r.needWorker() {
+			r.startWorker()
+		}
 		if pulled-seen >= r.window {
 			seen = r.consumed.Load()
-			if pulled-seen >= r.window {
-				// The window is full. Hand out what is pending first:
-				// the consumer may be waiting for exactly those results.
-				if b != nil && !handOut() || !r.waitRoom(pulled) {
-					finished = true
-					return false
-				}
-				seen, last = r.consumed.Load(), time.Now()
+			if pulled-seen >= r.window && !r.waitFor(func() bool { return pulled-r.consumed.Load() < r.window }) {
+				finished = true
+				return false
 			}
 		}
 		return true
 	})
-	if b != nil && !finished && !r.stopped() {
-		if !handOut() {
-			return
+	close(r.q.ended) // the feeder is its only closer
+	if !finished && !r.stopped() {
+		select {
+		case r.out <- &batch[In, Out]{end: true, total: pulled}:
+		case <-r.done:
 		}
-	}
-	close(r.in) // the feeder is the only sender on in
-	select {
-	case r.out <- &batch[In, Out]{end: true, total: batches}:
-	case <-r.done:
 	}
 }
 
-// dispatch queues b for the workers, and starts one more worker, while
-// fewer than concurrency run, when the workers running do not keep up:
-// when b is still queued and the work is slow (or not measured yet), or
-// when the queue is full. Slow work thus gets a worker for every batch at
-// once, and quick work runs on a few goroutines however high the
-// concurrency.
-//
-// The queue is buffered so that the feeder can run ahead of the workers
-// by a few batches. Without that, a worker taking a batch from the blocked
-// feeder readies it on the worker's own processor (Go's scheduler puts it
-// in runnext, which idle processors are slow to steal from), and feeder and
-// workers end up taking turns on one processor.
-func (r *run[In, Out]) dispatch(b *batch[In, Out]) bool {
-	select {
-	case r.in <- b:
-	case <-r.done:
-		return false
-	}
-	if r.started < r.cfg.concurrency && (r.started == 0 || r.behind()) {
-		if r.workers.TryGo(func() error { r.guard(r.work); return nil }) {
-			r.started++
-		}
-	}
-	return true
-}
-
-// behind reports whether the workers running fall behind the feeder, and
-// another worker would help: not when the run's pool has workers waiting
-// for slots already, as a new worker would only wait with them.
-func (r *run[In, Out]) behind() bool {
-	if r.slots != nil && r.slots.pool.Waiting() > 0 {
-		return false
-	}
-	queued := len(r.in)
-	if queued == cap(r.in) {
+// needWorker reports whether another worker would help: when there is none
+// yet, or when none sleeps while inputs wait: one input for slow work (or
+// work not measured yet, or inputs given back by a batch that turned
+// slow), a full batch for quick work. A run on a Pool with
+// workers waiting for slots adds none: a new worker would only wait too.
+func (r *run[In, Out]) needWorker() bool {
+	if r.started.Load() == 0 {
 		return true
 	}
+	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.pool.Waiting() > 0 {
+		return false
+	}
+	if r.q.nReturned.Load() > 0 {
+		return true // inputs given back by a batch that turned slow
+	}
+	backlog := r.q.tail.Load() - r.q.head.Load()
 	work := time.Duration(r.workNs.Load())
-	return queued > 0 && (work == 0 || work >= batchTarget)
+	if work == 0 || work >= batchTarget {
+		return backlog > 0
+	}
+	return backlog >= r.batchLimit()
 }
 
-// waitRoom blocks until the consumer has made room in the window for one
-// more input, or the run stops.
-func (r *run[In, Out]) waitRoom(pulled int64) bool {
+// startWorker starts a worker unless concurrency of them run already.
+func (r *run[In, Out]) startWorker() bool {
+	r.started.Add(1)
+	if r.workers.TryGo(func() error {
+		defer r.started.Add(-1)
+		r.guard(r.work)
+		return nil
+	}) {
+		return true
+	}
+	r.started.Add(-1)
+	return false
+}
+
+// waitFor blocks until room, the feeder's condition, holds, or the run
+// stops. The consumer (as it consumes) and the workers (as they claim
+// inputs) send on r.room while feederWaiting is set.
+func (r *run[In, Out]) waitFor(room func() bool) bool {
 	for {
 		r.feederWaiting.Store(true)
-		// Either this load sees the consumer's increment, or the
-		// consumer's load of feederWaiting sees true and sends on room.
-		if pulled-r.consumed.Load() < r.window {
+		// Either room sees the other side's progress, or the other
+		// side's load of feederWaiting sees true and sends on room.
+		if room() {
 			r.feederWaiting.Store(false)
 			return true
 		}
@@ -356,37 +330,54 @@ func (r *run[In, Out]) waitRoom(pulled int64) bool {
 	}
 }
 
-// work is a worker: it processes batches from in until in is closed or
-// the run stops.
+// wakeFeeder wakes the feeder if it waits.
+func (r *run[In, Out]) wakeFeeder() {
+	if r.feederWaiting.Load() {
+		select {
+		case r.room <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+// work is a worker: it claims inputs from the queue and processes them
+// until the feeder has ended and nothing is left, or the run stops.
 func (r *run[In, Out]) work() {
 	ctx, w := r.ctx, (*waiter)(nil)
 	if r.slots != nil {
 		ctx, w = r.slots.worker(ctx)
 	}
-	for {
-		var b *batch[In, Out]
-		var ok bool
-		if r.obs != nil {
-			b, ok = r.workerReceiveObserved()
-		} else {
-			select {
-			case b, ok = <-r.in:
-			case <-r.done:
+	k := int64(1)
+	for !r.stopped() {
+		b := r.newBatch(k)
+		start, in, ok := r.q.claim(k, b.in)
+		b.start, b.in = int(start), in
+		if ok {
+			r.wakeFeeder() // the slots claimed are free again
+			// Inputs still wait and nobody sleeps: slow work gets one more
+			// worker now, not only when the feeder pushes again (it may
+			// have ended, or be stuck in a slow iterator).
+			if r.q.pending() && r.started.Load() < int64(r.cfg.concurrency) && r.needWorker() {
+				r.startWorker()
 			}
+		} else {
+			r.recycle(b)
+			if r.q.finished() {
+				if r.q.pending() {
+					continue // given back by another worker
+				}
+				return
+			}
+			if !r.sleep() {
+				return
+			}
+			continue
 		}
+		perItem, ok := r.processWithSlot(ctx, w, b)
 		if !ok {
 			return
 		}
-		// Let the goroutines this worker just woke up, the feeder (by
-		// taking from a full queue) or the consumer (by sending), run
-		// now. Woken goroutines wait in this processor's runnext slot,
-		// which idle processors are slow to steal from, so without
-		// this they wait for the whole next batch, and the workers then
-		// wait for them.
-		runtime.Gosched()
-		if !r.processWithSlot(ctx, w, b) {
-			return
-		}
+		k = r.nextBatchSize(k, perItem)
 		if r.obs != nil {
 			r.obs.handedOver(len(b.out) - len(b.errs))
 		}
@@ -395,36 +386,33 @@ func (r *run[In, Out]) work() {
 		case <-r.done:
 			return
 		}
+		// Let the consumer, just woken by the send, run now. Woken
+		// goroutines wait in this processor's runnext slot, which idle
+		// processors are slow to steal from, so without this it waits
+		// for the whole next batch, and the window fills meanwhile.
+		runtime.Gosched()
 	}
 }
 
-// workerReceiveObserved is a worker's receive when the run is observed: a wait
-// that starts while the feeder waits for room in the window is backpressure,
-// and counts as Blocked. It returns false when in is closed or the run
-// stopped.
-func (r *run[In, Out]) workerReceiveObserved() (*batch[In, Out], bool) {
-	select {
-	case b, ok := <-r.in:
-		return b, ok
-	default:
+// sleep waits for inputs (see queue.sleep). When the run is observed, a
+// wait that starts while the feeder waits for room in the window is
+// backpressure, and counts as Blocked.
+func (r *run[In, Out]) sleep() bool {
+	if r.obs == nil {
+		return r.q.sleep(r.done)
 	}
 	t0, blocked := time.Now(), r.feederWaiting.Load()
-	var b *batch[In, Out]
-	ok := false
-	select {
-	case b, ok = <-r.in:
-	case <-r.done:
-	}
+	ok := r.q.sleep(r.done)
 	if blocked {
 		r.obs.blocked.Add(int64(time.Since(t0)))
 	}
-	return b, ok
+	return ok
 }
 
-// processWithSlot processes b holding a slot of the run's pool, if it has
-// one. The deferred release gives the slot back even when work panics or
-// calls runtime.Goexit.
-func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out]) bool {
+// processWithSlot processes span s into b holding a slot of the run's
+// pool, if it has one. The deferred release gives the slot back even when
+// work panics or calls runtime.Goexit.
+func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out]) (time.Duration, bool) {
 	if r.slots == nil {
 		return r.process(ctx, b)
 	}
@@ -438,57 +426,76 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[
 	}
 	if err != nil {
 		r.stop(err) // ErrClosed; a context error means the run stopped already
-		return false
+		return 0, false
 	}
 	defer r.slots.release(borrowed)
 	return r.process(ctx, b)
 }
 
-// process calls work for every input of b. It returns false when the run
-// stopped, in which case b is abandoned.
-func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) bool {
+// process calls work for the inputs of b and collects the results. It returns the work time per call, and false when the run stopped, in
+// which case b is abandoned.
+func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) (time.Duration, bool) {
 	if r.obs != nil {
 		r.obs.batchStarted()
 	}
 	start := time.Now()
-	calls, failed, ok := r.calls(ctx, b)
+	failed, ok := r.calls(ctx, b, start)
 	d := time.Since(start)
+	calls := len(b.out)
+	if !ok && failed > len(b.errs) {
+		calls++ // the call that stopped the run
+	}
 	if r.obs != nil {
 		r.obs.batchDone(calls, failed, d)
 	}
-	if ok {
-		// A measured 0 (a coarse clock, or fake time in tests) still
-		// counts as a measurement: the work is quick.
-		r.workNs.Store(max(int64(d)/int64(len(b.in)), 1))
+	if !ok || calls == 0 {
+		return 0, ok
 	}
-	return ok
+	// A measured 0 (a coarse clock, or fake time in tests) still counts
+	// as a measurement: the work is quick.
+	perItem := max(d/time.Duration(calls), 1)
+	r.workNs.Store(int64(perItem))
+	return perItem, true
 }
 
-// calls makes the work calls of b and reports how many it made, how many
-// of those failed, and whether the run goes on.
-func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out]) (calls, failed int, ok bool) {
+// calls makes the work calls for the inputs of b and reports how many
+// failed and whether the run goes on. A batch that has run for twice
+// batchTarget (checked after its first call and every clockEvery calls)
+// gives the rest of its inputs back to the queue, for an idle or a new
+// worker to take up: quick work that turns slow is spread over the workers
+// again instead of running one call after another.
+func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.Time) (failed int, ok bool) {
 	// halted may lag a parent's cancellation while the processors are
 	// busy (see stopped); once per batch, ask the context itself.
 	if r.cancelled() {
-		return 0, 0, false
+		return 0, false
 	}
 	for i, v := range b.in {
 		if r.stopped() {
-			return i, len(b.errs), false
+			return len(b.errs), false
 		}
 		out, err := r.call.call(ctx, v)
 		if err != nil {
 			te, ok := r.failed(b.start+i, err)
 			if !ok {
-				return i + 1, len(b.errs) + 1, false
+				return len(b.errs) + 1, false
 			}
 			b.errs = append(b.errs, te)
 			var zero Out
 			out = zero
 		}
 		b.out = append(b.out, out)
+		if (i == 0 || i%clockEvery == clockEvery-1) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
+			r.q.giveBack(int64(b.start+i+1), b.in[i+1:])
+			clear(b.in[i+1:])
+			b.in = b.in[:i+1]
+			if r.started.Load() < int64(r.cfg.concurrency) && r.q.sleepers.Load() == 0 {
+				r.startWorker()
+			}
+			return len(b.errs), true
+		}
 	}
-	return len(b.in), len(b.errs), true
+	return len(b.errs), true
 }
 
 // failed handles the error of the work call for input index. It returns

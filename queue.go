@@ -1,0 +1,196 @@
+package fofi
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// queue holds the inputs the feeder has pulled and no worker has claimed
+// yet. The feeder publishes every input the moment it pulls it, so that an
+// iterator that blocks (a channel with nothing to send) never holds back an
+// input pulled before; workers claim runs of consecutive inputs, as many as
+// their batch size, with one compare-and-swap, and copy them out at once.
+//
+// It is a ring of slots: input i goes to ring[i & mask]. A slot's seq says
+// which input it is free for: the feeder writes input i only once
+// seq == i, and the worker that claimed it sets seq to i + len(ring) after
+// copying it out. The ring is small: slots are held only between a push and
+// the claim, so it fills only when every worker is busy and inputs pile up,
+// and then the feeder waits, which is backpressure too.
+//
+// Memory order: the feeder writes a slot and then stores tail; a worker
+// loads tail and then reads the slots below it. A worker clears a slot and
+// then stores its seq; the feeder loads seq and then writes the slot.
+type queue[In any] struct {
+	ring []slot[In]
+	mask int64
+	tail atomic.Int64 // inputs published; written by the feeder only
+	head atomic.Int64 // inputs claimed
+
+	// Inputs a worker claimed and gave back because its batch turned out
+	// slow (see run.calls), claimed again before new inputs.
+	mu        sync.Mutex
+	returned  []returnedInputs[In]
+	nReturned atomic.Int32
+
+	// Sleeping workers. A worker counts itself in sleepers, checks once
+	// more for inputs, and waits on wake; whoever publishes an input takes
+	// one sleeper off the count and sends it a token (wake has room for
+	// one per worker, so the send never blocks). ended is closed by the
+	// feeder after its last input.
+	sleepers atomic.Int32
+	wake     chan struct{}
+	ended    chan struct{}
+}
+
+type slot[In any] struct {
+	seq atomic.Int64
+	v   In
+}
+
+// returnedInputs are inputs start, start+1, ... given back by a worker.
+type returnedInputs[In any] struct {
+	start int64
+	in    []In
+}
+
+// ringSize is the largest ring: enough for every worker to claim a full
+// batch while the feeder publishes the next ones.
+const ringSize = 1024
+
+func newQueue[In any](workers int, window int64) *queue[In] {
+	size := int64(16)
+	for size < window && size < ringSize {
+		size *= 2
+	}
+	q := &queue[In]{ring: make([]slot[In], size), mask: size - 1,
+		wake: make(chan struct{}, workers), ended: make(chan struct{})}
+	for i := range q.ring {
+		q.ring[i].seq.Store(int64(i))
+	}
+	return q
+}
+
+// free reports whether the slot of input i is free for it.
+func (q *queue[In]) free(i int64) bool { return q.ring[i&q.mask].seq.Load() == i }
+
+// push publishes input i, whose slot must be free. Only the feeder calls
+// push.
+func (q *queue[In]) push(i int64, v In) {
+	q.ring[i&q.mask].v = v
+	q.tail.Store(i + 1)
+	if q.sleepers.Load() > 0 {
+		q.wakeOne()
+	}
+}
+
+// wakeOne wakes one sleeping worker, if there is one.
+func (q *queue[In]) wakeOne() {
+	for s := q.sleepers.Load(); s > 0; s = q.sleepers.Load() {
+		if q.sleepers.CompareAndSwap(s, s-1) {
+			q.wake <- struct{}{}
+			return
+		}
+	}
+}
+
+// claim takes up to k inputs, given-back ones first, else the oldest
+// published ones, and appends them to in. It returns the index of the
+// first. Given-back inputs are known to be slow: they are claimed one at
+// a time, and each claim wakes another sleeping worker for the rest.
+func (q *queue[In]) claim(k int64, in []In) (start int64, _ []In, ok bool) {
+	if q.nReturned.Load() > 0 {
+		more := false
+		q.mu.Lock()
+		if n := len(q.returned); n > 0 {
+			r := &q.returned[n-1]
+			start, in = r.start, append(in, r.in[0])
+			if r.start++; len(r.in) > 1 {
+				r.in = r.in[1:]
+				more = true
+			} else {
+				q.returned = q.returned[:n-1]
+				q.nReturned.Add(-1)
+				more = n > 1
+			}
+			ok = true
+		}
+		q.mu.Unlock()
+		if ok {
+			if more {
+				q.wakeOne()
+			}
+			return start, in, true
+		}
+	}
+	for {
+		h := q.head.Load()
+		t := q.tail.Load()
+		if h >= t {
+			return 0, in, false
+		}
+		n := min(t-h, k)
+		if q.head.CompareAndSwap(h, h+n) {
+			var zero In
+			for i := h; i < h+n; i++ {
+				s := &q.ring[i&q.mask]
+				in = append(in, s.v)
+				s.v = zero // keep no input reachable
+				s.seq.Store(i + int64(len(q.ring)))
+			}
+			return h, in, true
+		}
+	}
+}
+
+// pending reports whether an input waits to be claimed.
+func (q *queue[In]) pending() bool {
+	return q.nReturned.Load() > 0 || q.head.Load() < q.tail.Load()
+}
+
+// giveBack returns inputs start, start+1, ... (a copy of in) to be claimed
+// again, and wakes a sleeping worker for them.
+func (q *queue[In]) giveBack(start int64, in []In) {
+	q.mu.Lock()
+	q.returned = append(q.returned, returnedInputs[In]{start, append([]In(nil), in...)})
+	q.nReturned.Add(1)
+	q.mu.Unlock()
+	q.wakeOne()
+}
+
+// sleep waits until an input may be pending, the feeder has ended, or
+// done is closed. It returns false for done.
+func (q *queue[In]) sleep(done <-chan struct{}) bool {
+	q.sleepers.Add(1)
+	if q.pending() || q.finished() {
+		// Take the count back; if a publisher took it first, its token
+		// is on its way and is ours.
+		for s := q.sleepers.Load(); ; s = q.sleepers.Load() {
+			if s == 0 {
+				<-q.wake
+				return true
+			}
+			if q.sleepers.CompareAndSwap(s, s-1) {
+				return true
+			}
+		}
+	}
+	select {
+	case <-q.wake:
+		return true
+	case <-q.ended:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// finished reports whether the feeder has ended.
+func (q *queue[In]) finished() bool {
+	select {
+	case <-q.ended:
+		return true
+	default:
+		return false
+	}
+}
