@@ -37,6 +37,8 @@ const (
 	// A batch checks the clock after its first call and every
 	// clockEvery calls after that, to notice that it has turned slow.
 	clockEvery = 8
+	// Work under tinyWork a call gets no more workers than processors.
+	tinyWork = 5 * time.Microsecond
 )
 
 // nextBatchSize chooses a worker's next claim from its last one, k, and the

@@ -162,10 +162,11 @@ type run[In, Out any] struct {
 	call   caller[In, Out]
 	window int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
 
-	q       *queue[In]
-	started atomic.Int64 // workers running (or about to)
-	out     chan *batch[In, Out]
-	room    chan struct{}
+	q        *queue[In]
+	started  atomic.Int64 // workers running (or about to)
+	starting atomic.Int64 // workers started that have not tried to claim yet
+	out      chan *batch[In, Out]
+	room     chan struct{}
 
 	consumed      atomic.Int64 // inputs whose batch the consumer has finished
 	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
@@ -250,9 +251,11 @@ func (r *run[In, Out]) feed() {
 			finished = true
 			return false
 		}
-		r.q.push(pulled, v)
+		r.q.push(pulled, v, r.wakeWorker)
 		pulled++
-		if r.started.Load() < int64(r.cfg.concurrency) && r.needWorker() {
+		// Asking needWorker costs a few atomic loads: for quick work, ask
+		// every 64 inputs only.
+		if r.started.Load() < int64(r.cfg.concurrency) && (pulled&63 == 0 || !r.quick()) && r.needWorker() {
 			r.startWorker()
 		}
 		if pulled-seen >= r.window {
@@ -285,20 +288,49 @@ func (r *run[In, Out]) needWorker() bool {
 	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.pool.Waiting() > 0 {
 		return false
 	}
+	if r.starting.Load() > 0 {
+		return false // the last worker started has not claimed yet
+	}
 	if r.q.nReturned.Load() > 0 {
 		return true // inputs given back by a batch that turned slow
 	}
 	backlog := r.q.tail.Load() - r.q.head.Load()
-	work := time.Duration(r.workNs.Load())
-	if work == 0 || work >= batchTarget {
+	if !r.quick() {
 		return backlog > 0
 	}
+	// Work of a few microseconds a call is CPU work, or so cheap that
+	// fofi's own hand-over dominates: workers beyond the processors only
+	// contend for them.
+	if time.Duration(r.workNs.Load()) < tinyWork && r.started.Load() >= int64(runtime.GOMAXPROCS(0)) {
+		return false
+	}
 	return backlog >= r.batchLimit()
+}
+
+// wakeWorker reports whether a sleeping worker should be woken for the
+// input just published: always when no worker is awake, since nothing may
+// be published after it for a long time; otherwise, for quick work, only
+// once a full batch waits, as the workers awake claim what is published
+// before they sleep. Waking a worker per input would hand quick work over
+// one input at a time.
+func (r *run[In, Out]) wakeWorker() bool {
+	if r.started.Load() <= int64(r.q.sleepers.Load()) || !r.quick() {
+		return true
+	}
+	return r.q.tail.Load()-r.q.head.Load() >= r.batchLimit()
+}
+
+// quick reports whether the work has been measured to take well under
+// batchTarget a call.
+func (r *run[In, Out]) quick() bool {
+	work := time.Duration(r.workNs.Load())
+	return work > 0 && work < batchTarget
 }
 
 // startWorker starts a worker unless concurrency of them run already.
 func (r *run[In, Out]) startWorker() bool {
 	r.started.Add(1)
+	r.starting.Add(1)
 	if r.workers.TryGo(func() error {
 		defer r.started.Add(-1)
 		r.guard(r.work)
@@ -307,6 +339,7 @@ func (r *run[In, Out]) startWorker() bool {
 		return true
 	}
 	r.started.Add(-1)
+	r.starting.Add(-1)
 	return false
 }
 
@@ -348,10 +381,15 @@ func (r *run[In, Out]) work() {
 		ctx, w = r.slots.worker(ctx)
 	}
 	k := int64(1)
+	first := true
 	for !r.stopped() {
 		b := r.newBatch(k)
 		start, in, ok := r.q.claim(k, b.in)
 		b.start, b.in = int(start), in
+		if first {
+			r.starting.Add(-1)
+			first = false
+		}
 		if ok {
 			r.wakeFeeder() // the slots claimed are free again
 			// Inputs still wait and nobody sleeps: slow work gets one more
@@ -373,7 +411,7 @@ func (r *run[In, Out]) work() {
 			}
 			continue
 		}
-		perItem, ok := r.processWithSlot(ctx, w, b)
+		perItem, ok := r.fill(ctx, w, b, k)
 		if !ok {
 			return
 		}
@@ -391,6 +429,37 @@ func (r *run[In, Out]) work() {
 		// processors are slow to steal from, so without this it waits
 		// for the whole next batch, and the window fills meanwhile.
 		runtime.Gosched()
+	}
+}
+
+// fill processes the inputs of b, then, while b holds fewer than k and
+// the inputs right after it are published and unclaimed, claims and
+// processes those too. It returns the work time per call of the last part.
+func (r *run[In, Out]) fill(ctx context.Context, w *waiter, b *batch[In, Out], k int64) (time.Duration, bool) {
+	from, yielded := 0, false
+	for {
+		perItem, ok := r.processWithSlot(ctx, w, b, from)
+		if !ok || len(b.out) < len(b.in) { // stopped, or gave inputs back
+			return perItem, ok
+		}
+		from = len(b.in)
+		next, room := int64(b.start+from), k-int64(from)
+		if room <= 0 || perItem >= batchTarget/4 {
+			return perItem, true
+		}
+		var more bool
+		b.in, more = r.q.claimAfter(next, room, b.in)
+		if !more && !yielded && !r.q.finished() {
+			// Let the feeder, if it shares this processor, publish some
+			// more before the batch goes out half empty.
+			runtime.Gosched()
+			yielded = true
+			b.in, more = r.q.claimAfter(next, room, b.in)
+		}
+		if !more {
+			return perItem, true
+		}
+		r.wakeFeeder()
 	}
 }
 
@@ -412,9 +481,9 @@ func (r *run[In, Out]) sleep() bool {
 // processWithSlot processes span s into b holding a slot of the run's
 // pool, if it has one. The deferred release gives the slot back even when
 // work panics or calls runtime.Goexit.
-func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out]) (time.Duration, bool) {
+func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out], from int) (time.Duration, bool) {
 	if r.slots == nil {
-		return r.process(ctx, b)
+		return r.process(ctx, b, from)
 	}
 	var t0 time.Time
 	if r.obs != nil {
@@ -429,20 +498,23 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[
 		return 0, false
 	}
 	defer r.slots.release(borrowed)
-	return r.process(ctx, b)
+	return r.process(ctx, b, from)
 }
 
-// process calls work for the inputs of b and collects the results. It returns the work time per call, and false when the run stopped, in
+// process calls work for the inputs of b from index from on and collects
+// the results. It returns the work time per call, and false when the run stopped, in
 // which case b is abandoned.
-func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) (time.Duration, bool) {
+func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out], from int) (time.Duration, bool) {
 	if r.obs != nil {
 		r.obs.batchStarted()
 	}
 	start := time.Now()
-	failed, ok := r.calls(ctx, b, start)
+	errs0 := len(b.errs)
+	failed, ok := r.calls(ctx, b, start, from)
 	d := time.Since(start)
-	calls := len(b.out)
-	if !ok && failed > len(b.errs) {
+	calls := len(b.out) - from
+	failed -= errs0
+	if !ok && failed > len(b.errs)-errs0 {
 		calls++ // the call that stopped the run
 	}
 	if r.obs != nil {
@@ -464,13 +536,14 @@ func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out]) (time.Dur
 // gives the rest of its inputs back to the queue, for an idle or a new
 // worker to take up: quick work that turns slow is spread over the workers
 // again instead of running one call after another.
-func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.Time) (failed int, ok bool) {
+func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.Time, from int) (failed int, ok bool) {
 	// halted may lag a parent's cancellation while the processors are
 	// busy (see stopped); once per batch, ask the context itself.
 	if r.cancelled() {
 		return 0, false
 	}
-	for i, v := range b.in {
+	for i := from; i < len(b.in); i++ {
+		v := b.in[i]
 		if r.stopped() {
 			return len(b.errs), false
 		}
@@ -485,7 +558,7 @@ func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.
 			out = zero
 		}
 		b.out = append(b.out, out)
-		if (i == 0 || i%clockEvery == clockEvery-1) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
+		if n := i - from; (n == 0 || n%clockEvery == clockEvery-1) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
 			r.q.giveBack(int64(b.start+i+1), b.in[i+1:])
 			clear(b.in[i+1:])
 			b.in = b.in[:i+1]

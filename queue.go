@@ -74,12 +74,12 @@ func newQueue[In any](workers int, window int64) *queue[In] {
 // free reports whether the slot of input i is free for it.
 func (q *queue[In]) free(i int64) bool { return q.ring[i&q.mask].seq.Load() == i }
 
-// push publishes input i, whose slot must be free. Only the feeder calls
-// push.
-func (q *queue[In]) push(i int64, v In) {
+// push publishes input i, whose slot must be free, and wakes a sleeping
+// worker if wake says so. Only the feeder calls push.
+func (q *queue[In]) push(i int64, v In, wake func() bool) {
 	q.ring[i&q.mask].v = v
 	q.tail.Store(i + 1)
-	if q.sleepers.Load() > 0 {
+	if q.sleepers.Load() > 0 && wake() {
 		q.wakeOne()
 	}
 }
@@ -131,16 +131,38 @@ func (q *queue[In]) claim(k int64, in []In) (start int64, _ []In, ok bool) {
 		}
 		n := min(t-h, k)
 		if q.head.CompareAndSwap(h, h+n) {
-			var zero In
-			for i := h; i < h+n; i++ {
-				s := &q.ring[i&q.mask]
-				in = append(in, s.v)
-				s.v = zero // keep no input reachable
-				s.seq.Store(i + int64(len(q.ring)))
-			}
-			return h, in, true
+			return h, q.take(h, n, in), true
 		}
 	}
+}
+
+// claimAfter takes up to n more published inputs starting at index next,
+// if no other worker has claimed them first, and appends them to in. A
+// worker uses it to grow its batch while the inputs that follow it are
+// still free, so that it hands over fewer, fuller batches.
+func (q *queue[In]) claimAfter(next, n int64, in []In) ([]In, bool) {
+	t := q.tail.Load()
+	if next >= t || q.nReturned.Load() > 0 {
+		return in, false
+	}
+	n = min(t-next, n)
+	if !q.head.CompareAndSwap(next, next+n) {
+		return in, false
+	}
+	return q.take(next, n, in), true
+}
+
+// take copies inputs i..i+n-1, which the caller has claimed, out of the
+// ring and frees their slots.
+func (q *queue[In]) take(i, n int64, in []In) []In {
+	var zero In
+	for j := i; j < i+n; j++ {
+		s := &q.ring[j&q.mask]
+		in = append(in, s.v)
+		s.v = zero // keep no input reachable
+		s.seq.Store(j + int64(len(q.ring)))
+	}
+	return in
 }
 
 // pending reports whether an input waits to be claimed.
