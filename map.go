@@ -3,6 +3,7 @@ package fofi
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,16 @@ type mapRun[In, Out any] struct {
 	slots  *slots       // with WithPool
 	obs    *observer    // with WithStats or WithProgress
 	next   atomic.Int64 // the first index no worker has claimed
+
+	g        errgroup.Group
+	started  atomic.Int64 // workers running
+	starting atomic.Int64 // workers started that have not claimed yet
+	workNs   atomic.Int64 // work time per call in the last range; 0 until measured
+
+	// Ranges given back by a worker whose range turned slow.
+	retMu     sync.Mutex
+	returned  []span
+	nReturned atomic.Int32
 	// abandoned is set by a worker that left a claimed range unfinished
 	// because the run stopped; a Map without it is complete.
 	abandoned atomic.Bool
@@ -78,16 +89,12 @@ type mapRun[In, Out any] struct {
 }
 
 func (m *mapRun[In, Out]) do() ([]Out, error) {
-	var g errgroup.Group
-	workers := min(m.cfg.concurrency, len(m.inputs))
 	// Stop the run and wait for the workers even when this goroutine is
-	// unwound by a panic in the errgroup (which cannot happen today) or
-	// a Goexit: nothing started here outlives the call.
-	defer func() { m.release(); g.Wait() }()
-	for range workers {
-		g.Go(func() error { m.guard(func() { m.work(workers) }); return nil })
-	}
-	m.wait(&g)
+	// unwound by a Goexit: nothing started here outlives the call.
+	defer func() { m.release(); m.g.Wait() }()
+	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; needWorker only estimates
+	m.startWorker()
+	m.wait(&m.g)
 	m.release()
 	if m.obs != nil {
 		m.obs.fill(&m.cfg)
@@ -138,42 +145,107 @@ func (m *mapRun[In, Out]) wait(g *errgroup.Group) {
 	}
 }
 
-// work claims ranges of indexes until none is left or the run stops. A
-// range takes about batchTarget: it starts at one index, so slow work is
-// spread one call per worker, and doubles while calls are quick; near the
-// end ranges shrink so that the workers finish together.
-func (m *mapRun[In, Out]) work(workers int) {
+// span is a range of input indexes, [start, end).
+type span struct{ start, end int64 }
+
+// startWorker starts a worker unless concurrency of them run already.
+func (m *mapRun[In, Out]) startWorker() {
+	m.started.Add(1)
+	m.starting.Add(1)
+	if !m.g.TryGo(func() error {
+		defer m.started.Add(-1)
+		m.guard(m.work)
+		return nil
+	}) {
+		m.started.Add(-1)
+		m.starting.Add(-1)
+	}
+}
+
+// needWorker reports whether another worker would help, as run.needWorker
+// does: inputs are left, no worker is still starting, and the work is not
+// so quick that more workers than processors would only contend.
+func (m *mapRun[In, Out]) needWorker() bool {
+	if m.started.Load() >= int64(m.cfg.concurrency) || m.starting.Load() > 0 {
+		return false
+	}
+	if m.next.Load() >= int64(len(m.inputs)) && m.nReturned.Load() == 0 {
+		return false
+	}
+	work := time.Duration(m.workNs.Load())
+	return work == 0 || work >= tinyWork || m.started.Load() < int64(runtime.GOMAXPROCS(0))
+}
+
+// claim takes a range of up to k inputs: a given-back one first, one input
+// at a time since it is slow, else the next k.
+func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
+	if m.nReturned.Load() > 0 {
+		m.retMu.Lock()
+		if n := len(m.returned); n > 0 {
+			r := &m.returned[n-1]
+			s := span{r.start, r.start + 1}
+			if r.start++; r.start == r.end {
+				m.returned = m.returned[:n-1]
+				m.nReturned.Add(-1)
+			}
+			m.retMu.Unlock()
+			return s, true
+		}
+		m.retMu.Unlock()
+	}
+	n := int64(len(m.inputs))
+	end := m.next.Add(k)
+	if start := end - k; start < n {
+		return span{start, min(end, n)}, true
+	}
+	return span{}, false
+}
+
+// work claims ranges of inputs until none is left or the run stops. A range
+// takes about batchTarget: it starts at one input, so slow work is spread
+// one call per worker, and doubles while calls are quick; near the end
+// ranges shrink so that the workers finish together. A range that turns
+// slow gives the rest back (see calls).
+func (m *mapRun[In, Out]) work() {
 	ctx, w := m.ctx, (*waiter)(nil)
 	if m.slots != nil {
 		ctx, w = m.slots.worker(ctx)
 	}
 	n := int64(len(m.inputs))
 	k := int64(1)
+	first := true
 	for {
 		if m.cancelled() { // once per range: halted may lag a parent's cancellation
 			m.abandoned.Store(true)
 			return
 		}
-		end := m.next.Add(k)
-		start := end - k
-		if start >= n {
+		s, ok := m.claim(k)
+		if first {
+			m.starting.Add(-1)
+			first = false
+		}
+		if !ok {
 			return
 		}
-		end = min(end, n)
+		if m.needWorker() {
+			m.startWorker()
+		}
 		t0 := time.Now()
-		if !m.rangeWithSlot(ctx, w, start, end) {
+		done, ok := m.rangeWithSlot(ctx, w, s.start, s.end)
+		if !ok {
 			m.abandoned.Store(true)
 			return
 		}
-		perItem := max(time.Since(t0)/time.Duration(end-start), 1)
+		perItem := max(time.Since(t0)/time.Duration(done-s.start), 1)
+		m.workNs.Store(int64(perItem))
 		left := n - m.next.Load()
-		k = max(1, min(2*k, int64(batchTarget/perItem), left/int64(2*workers), maxBatch))
+		k = max(1, min(2*k, int64(batchTarget/perItem), left/(2*m.started.Load()), maxBatch))
 	}
 }
 
 // rangeWithSlot processes inputs[start:end] holding a slot of the pool, if
 // there is one; the deferred release survives a panic or Goexit in work.
-func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, end int64) bool {
+func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, end int64) (int64, bool) {
 	if m.slots == nil {
 		return m.processRange(ctx, start, end)
 	}
@@ -187,51 +259,66 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, e
 	}
 	if err != nil {
 		m.stop(err) // ErrClosed; a context error means the run stopped already
-		return false
+		return start, false
 	}
 	defer m.slots.release(borrowed)
 	return m.processRange(ctx, start, end)
 }
 
 // processRange calls work for inputs[start:end] and stores the results. It
-// returns false when the run stopped before the range was done.
-func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) bool {
+// returns where it stopped: end, or earlier if the range turned slow and
+// gave the rest back; and false when the run stopped.
+func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) (int64, bool) {
 	if m.obs == nil {
-		_, _, ok := m.calls(ctx, start, end)
-		return ok
+		done, _, _, ok := m.calls(ctx, start, end)
+		return done, ok
 	}
 	m.obs.batchStarted()
 	t0 := time.Now()
-	calls, failed, ok := m.calls(ctx, start, end)
+	done, calls, failed, ok := m.calls(ctx, start, end)
 	m.obs.batchDone(calls, failed, time.Since(t0))
-	return ok
+	return done, ok
 }
 
-// calls makes the work calls for inputs[start:end] and reports how many it
-// made, how many of those failed, and whether the run goes on.
-func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (calls, failed int, ok bool) {
+// calls makes the work calls for inputs[start:end] and reports where it
+// stopped, how many calls it made, how many of those failed, and whether
+// the run goes on. A range that has run for twice batchTarget (checked
+// after its first call and every clockEvery calls) gives the rest back for
+// other workers, as run.calls does.
+func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (done int64, calls, failed int, ok bool) {
+	t0 := time.Now()
 	for i := start; i < end; i++ {
 		if m.stopped() {
-			return calls, failed, false
+			return i, calls, failed, false
 		}
 		calls++
 		v, err := m.call.call(ctx, m.inputs[i])
 		if err != nil {
 			failed++
 			if m.cancelled() {
-				return calls, failed, false // caused by the stop, not a reason for it
+				return i, calls, failed, false // caused by the stop, not a reason for it
 			}
 			te := &TaskError{Index: int(i), Err: err}
 			if !m.cfg.continueOnError {
 				m.stop(te)
-				return calls, failed, false
+				return i, calls, failed, false
 			}
 			m.errMu.Lock()
 			m.taskErrs = append(m.taskErrs, te)
 			m.errMu.Unlock()
-			continue
+		} else {
+			m.out[i] = v
 		}
-		m.out[i] = v
+		if n := i - start; (n == 0 || n%clockEvery == clockEvery-1) && end-i > 2 && time.Since(t0) > 2*batchTarget {
+			m.retMu.Lock()
+			m.returned = append(m.returned, span{i + 1, end})
+			m.nReturned.Add(1)
+			m.retMu.Unlock()
+			if m.needWorker() {
+				m.startWorker()
+			}
+			return i + 1, calls, failed, true
+		}
 	}
-	return calls, failed, true
+	return end, calls, failed, true
 }
