@@ -26,13 +26,25 @@
 // through an errgroup with SetLimit, as the work needs them: quick work
 // runs on a few goroutines however high the limit, slow work gets a
 // goroutine per call up to the limit. work may be called from several
-// goroutines at once and must be safe for that. When the work is quick
-// (well under 100µs a call), fofi hands inputs and results over in batches
-// of up to a few hundred, sized so that a batch takes about 100µs, which is
-// what makes it cheap per item; slow work is handed over one input at a
-// time. A batch is handed over when full, when the inputs end, or when the
-// window below is full, so an input iterator that pauses in the middle of a
-// batch delays the inputs pulled before the pause until it resumes.
+// goroutines at once and must be safe for that.
+//
+// Every input is available to the workers as soon as it is pulled. When
+// the work is quick (well under 100µs a call), a worker takes a run of
+// consecutive inputs at once, up to a few hundred, sized so that the run
+// takes about 100µs, and hands their results over together, which is what
+// makes fofi cheap per item; slow work is taken one input at a time, and a
+// run that turns slow on the way gives its remaining inputs back to the
+// other workers. Calls for different inputs may thus run one after another
+// on one goroutine: work must not wait for another input's call to start
+// (a rendezvous between two calls can deadlock), any more than it could in
+// the loop fofi replaces. Work of a few microseconds a call, which is CPU
+// work or fofi's own overhead, never gets more goroutines than processors.
+//
+// The inputs iterator runs on a goroutine of fofi's and is asked for the
+// next input only while the run goes on; but fofi cannot interrupt it
+// while it waits for an input. An iterator that can block, over a channel
+// for instance, should also watch the context, or the run waits for it to
+// yield or return before it can stop.
 //
 // # Backpressure
 //
