@@ -248,3 +248,26 @@ func BenchmarkPool(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStats measures what WithStats costs on the trivial workload,
+// where it costs most: a few clock reads and atomic adds per batch.
+func BenchmarkStats(b *testing.B) {
+	const n = 10_000
+	consume := func(v int) error { sinkValue += v; return nil }
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("work=trivial/c=8/stats=%v", on), func(b *testing.B) {
+			var s fofi.Stats
+			opts := []fofi.Option{fofi.WithConcurrency(8)}
+			if on {
+				opts = append(opts, fofi.WithStats(&s))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fofi.Run(context.Background(), count(n), double, consume, opts...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+		})
+	}
+}
