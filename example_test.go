@@ -354,3 +354,64 @@ func ExampleWithProgress() {
 	fmt.Printf("done %d, failed %d, in flight %d\n", last.Done, last.Failed, last.InFlight)
 	// Output: done 30, failed 0, in flight 0
 }
+
+// NewPool makes a pool of slots; a limit below 1 is an error, not a pool
+// that never runs anything.
+func ExampleNewPool() {
+	if _, err := fofi.NewPool(0); err != nil {
+		fmt.Println(err)
+	}
+	p, err := fofi.NewPool(8)
+	fmt.Println(p.Limit(), err)
+	// Output:
+	// fofi: NewPool(0): limit must be at least 1
+	// 8 <nil>
+}
+
+// Close lets the calls in flight finish; runs that start afterwards fail
+// at once with ErrClosed.
+func ExamplePool_Close() {
+	p, _ := fofi.NewPool(2)
+	p.Close()
+	_, err := fofi.Map(context.Background(), []int{1, 2}, func(_ context.Context, x int) (int, error) { return x, nil },
+		fofi.WithPool(p))
+	fmt.Println(err, errors.Is(err, fofi.ErrClosed))
+	// Output: fofi: pool is closed true
+}
+
+// Stats.String reads the figures and names what limited the run; here the
+// work is slow and the consumer waits for it.
+func ExampleStats_String() {
+	var stats fofi.Stats
+	_ = fofi.Run(context.Background(), slices.Values(make([]int, 8)),
+		func(_ context.Context, x int) (int, error) { time.Sleep(5 * time.Millisecond); return x, nil },
+		func(int) error { return nil },
+		fofi.WithConcurrency(2), fofi.WithStats(&stats))
+	s := stats.String()
+	fmt.Println(s[:strings.Index(s, " in ")]) // the timings vary from run to run
+	fmt.Println(s[strings.Index(s, "Producer-bound"):strings.Index(s, ":")])
+	// Output:
+	// 8 work calls (0 failed)
+	// Producer-bound
+}
+
+// Any type with a Wait(ctx) error method is a Limiter: here one that lets
+// the first three calls through and refuses the rest.
+func ExampleLimiter() {
+	var budget atomic.Int64
+	budget.Store(3)
+	limiter := limiterFunc(func(ctx context.Context) error {
+		if budget.Add(-1) < 0 {
+			return errors.New("budget exhausted")
+		}
+		return nil
+	})
+	_, err := fofi.Map(context.Background(), []int{1, 2, 3, 4}, func(_ context.Context, x int) (int, error) { return x, nil },
+		fofi.WithLimiter(limiter), fofi.WithConcurrency(1))
+	fmt.Println(err)
+	// Output: fofi: input 3: fofi: limiter: budget exhausted
+}
+
+type limiterFunc func(ctx context.Context) error
+
+func (f limiterFunc) Wait(ctx context.Context) error { return f(ctx) }

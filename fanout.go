@@ -165,8 +165,11 @@ type run[In, Out any] struct {
 	q        *queue[In]
 	started  atomic.Int64 // workers running (or about to)
 	starting atomic.Int64 // workers started that have not tried to claim yet
-	out      chan *batch[In, Out]
-	room     chan struct{}
+
+	t0         time.Time    // when the run started
+	firstClaim atomic.Int64 // when the first input was claimed, since t0; 0 before
+	out        chan *batch[In, Out]
+	room       chan struct{}
 
 	consumed      atomic.Int64 // inputs whose batch the consumer has finished
 	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
@@ -185,6 +188,7 @@ type run[In, Out any] struct {
 // to stop the run. do returns once nothing of the run is running, with the
 // run's error; it replays a panic or Goexit of the run's goroutines.
 func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
+	r.t0 = time.Now()
 	r.q = newQueue[In](r.cfg.concurrency, r.window)
 	// At most window batches exist, so out blocks a sender only when the
 	// window is larger than its capacity and batches are small.
@@ -288,15 +292,23 @@ func (r *run[In, Out]) needWorker() bool {
 	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.pool.Waiting() > 0 {
 		return false
 	}
-	if r.starting.Load() > 0 {
-		return false // the last worker started has not claimed yet
-	}
+	starting := r.starting.Load()
 	if r.q.nReturned.Load() > 0 {
-		return true // inputs given back by a batch that turned slow
+		return starting == 0 // inputs given back by a batch that turned slow
 	}
 	backlog := r.q.tail.Load() - r.q.head.Load()
 	if !r.quick() {
-		return backlog > 0
+		if r.workNs.Load() == 0 && !r.slowSoFar() {
+			// Not measured yet, and not known to be slow either: one
+			// worker at a time, lest quick work start them all at once.
+			return starting == 0 && backlog > 0
+		}
+		// Slow work: a worker for every input waiting that no worker
+		// about to start will take.
+		return backlog > starting
+	}
+	if starting > 0 {
+		return false // the last worker started has not claimed yet
 	}
 	// Work of a few microseconds a call is CPU work, or so cheap that
 	// fofi's own hand-over dominates: workers beyond the processors only
@@ -318,6 +330,14 @@ func (r *run[In, Out]) wakeWorker() bool {
 		return true
 	}
 	return r.q.tail.Load()-r.q.head.Load() >= r.batchLimit()
+}
+
+// slowSoFar reports whether the first call, not finished yet, has been
+// running for longer than batchTarget/4: slow work, before any call has
+// finished to measure it.
+func (r *run[In, Out]) slowSoFar() bool {
+	first := r.firstClaim.Load()
+	return first != 0 && int64(time.Since(r.t0))-first > int64(batchTarget/4)
 }
 
 // quick reports whether the work has been measured to take well under
@@ -391,6 +411,9 @@ func (r *run[In, Out]) work() {
 			first = false
 		}
 		if ok {
+			if r.firstClaim.Load() == 0 {
+				r.firstClaim.CompareAndSwap(0, max(int64(time.Since(r.t0)), 1))
+			}
 			r.wakeFeeder() // the slots claimed are free again
 			// Inputs still wait and nobody sleeps: slow work gets one more
 			// worker now, not only when the feeder pushes again (it may
@@ -427,8 +450,12 @@ func (r *run[In, Out]) work() {
 		// Let the consumer, just woken by the send, run now. Woken
 		// goroutines wait in this processor's runnext slot, which idle
 		// processors are slow to steal from, so without this it waits
-		// for the whole next batch, and the window fills meanwhile.
-		runtime.Gosched()
+		// for the whole next batch of quick work, and the window fills
+		// meanwhile. Slow work blocks soon anyway, and yielding would
+		// only queue its workers behind each other.
+		if perItem < batchTarget {
+			runtime.Gosched()
+		}
 	}
 }
 

@@ -64,7 +64,6 @@ mkdir -p results
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 	echo "cores: $(nproc)"
 	echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
-	echo "build tags: ${tags:-none}"
 	if [ -n "${QUICK:-}" ]; then echo "mode: QUICK (preliminary: one short pass)"; fi
 } >results/machine.txt
 cat results/machine.txt
