@@ -415,3 +415,15 @@ func ExampleLimiter() {
 type limiterFunc func(ctx context.Context) error
 
 func (f limiterFunc) Wait(ctx context.Context) error { return f(ctx) }
+
+// Options are plain values: a set of them can be kept and shared by any
+// number of calls. Later options override earlier ones of the same kind.
+func ExampleOption() {
+	defaults := []fofi.Option{fofi.WithConcurrency(16), fofi.WithOrdered()}
+	double := func(_ context.Context, x int) (int, error) { return 2 * x, nil }
+
+	a, _ := fofi.Map(context.Background(), []int{1, 2, 3}, double, defaults...)
+	b, _ := fofi.Map(context.Background(), []int{4, 5}, double, append(defaults, fofi.WithConcurrency(1))...)
+	fmt.Println(a, b)
+	// Output: [2 4 6] [8 10]
+}

@@ -257,10 +257,10 @@ func (r *run[In, Out]) feed() {
 		}
 		r.q.push(pulled, v, r.wakeWorker)
 		pulled++
-		// Asking needWorker costs a few atomic loads: for quick work, ask
+		// Asking workersNeeded costs a few atomic loads: for quick work, ask
 		// every 64 inputs only.
-		if r.started.Load() < int64(r.cfg.concurrency) && (pulled&63 == 0 || !r.quick()) && r.needWorker() {
-			r.startWorker()
+		if r.started.Load() < int64(r.cfg.concurrency) && (pulled&63 == 0 || !r.quick()) {
+			r.startWorkers(r.workersNeeded())
 		}
 		if pulled-seen >= r.window {
 			seen = r.consumed.Load()
@@ -280,43 +280,54 @@ func (r *run[In, Out]) feed() {
 	}
 }
 
-// needWorker reports whether another worker would help: when there is none
-// yet, or when none sleeps while inputs wait: one input for slow work (or
-// work not measured yet, or inputs given back by a batch that turned
-// slow), a full batch for quick work. A run on a Pool with
-// workers waiting for slots adds none: a new worker would only wait too.
-func (r *run[In, Out]) needWorker() bool {
-	if r.started.Load() == 0 {
-		return true
+// workersNeeded reports how many more workers would help: one when there
+// is none yet; none while one sleeps, or the run's Pool has workers
+// waiting for slots (a new worker would only wait too); for slow work (or
+// inputs given back by a batch that turned slow) one for every input
+// waiting that no worker about to start will take, so that latency-bound
+// work gets its workers at once; for quick work one at a time, once a full
+// batch waits, and for work of a few microseconds no more than processors.
+// The errgroup's limit caps it all at concurrency.
+func (r *run[In, Out]) workersNeeded() int64 {
+	started := r.started.Load()
+	if started == 0 {
+		return 1
 	}
 	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.pool.Waiting() > 0 {
-		return false
+		return 0
 	}
 	starting := r.starting.Load()
-	if r.q.nReturned.Load() > 0 {
-		return starting == 0 // inputs given back by a batch that turned slow
-	}
 	backlog := r.q.tail.Load() - r.q.head.Load()
+	if r.q.nReturned.Load() > 0 {
+		backlog++ // given back: slow, claimed one input at a time
+	}
 	if !r.quick() {
 		if r.workNs.Load() == 0 && !r.slowSoFar() {
 			// Not measured yet, and not known to be slow either: one
 			// worker at a time, lest quick work start them all at once.
-			return starting == 0 && backlog > 0
+			return min(backlog, 1-starting)
 		}
-		// Slow work: a worker for every input waiting that no worker
-		// about to start will take.
-		return backlog > starting
+		return min(backlog-starting, int64(r.cfg.concurrency)-started)
 	}
 	if starting > 0 {
-		return false // the last worker started has not claimed yet
+		return 0 // the last worker started has not claimed yet
 	}
 	// Work of a few microseconds a call is CPU work, or so cheap that
 	// fofi's own hand-over dominates: workers beyond the processors only
 	// contend for them.
-	if time.Duration(r.workNs.Load()) < tinyWork && r.started.Load() >= int64(runtime.GOMAXPROCS(0)) {
-		return false
+	if time.Duration(r.workNs.Load()) < tinyWork && started >= int64(runtime.GOMAXPROCS(0)) {
+		return 0
 	}
-	return backlog >= r.batchLimit()
+	if backlog >= r.batchLimit() {
+		return 1
+	}
+	return 0
+}
+
+// startWorkers starts up to n workers, fewer if concurrency of them run.
+func (r *run[In, Out]) startWorkers(n int64) {
+	for ; n > 0 && r.startWorker(); n-- {
+	}
 }
 
 // wakeWorker reports whether a sleeping worker should be woken for the
@@ -418,8 +429,8 @@ func (r *run[In, Out]) work() {
 			// Inputs still wait and nobody sleeps: slow work gets one more
 			// worker now, not only when the feeder pushes again (it may
 			// have ended, or be stuck in a slow iterator).
-			if r.q.pending() && r.started.Load() < int64(r.cfg.concurrency) && r.needWorker() {
-				r.startWorker()
+			if r.q.pending() && r.started.Load() < int64(r.cfg.concurrency) {
+				r.startWorkers(r.workersNeeded())
 			}
 		} else {
 			r.recycle(b)

@@ -76,6 +76,9 @@ type mapRun[In, Out any] struct {
 	starting atomic.Int64 // workers started that have not claimed yet
 	workNs   atomic.Int64 // work time per call in the last range; 0 until measured
 
+	t0         time.Time    // when the run started
+	firstClaim atomic.Int64 // when the first range was claimed, since t0; 0 before
+
 	// Ranges given back by a worker whose range turned slow.
 	retMu     sync.Mutex
 	returned  []span
@@ -92,7 +95,8 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	// Stop the run and wait for the workers even when this goroutine is
 	// unwound by a Goexit: nothing started here outlives the call.
 	defer func() { m.release(); m.g.Wait() }()
-	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; needWorker only estimates
+	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; workersNeeded only estimates
+	m.t0 = time.Now()
 	m.startWorker()
 	m.wait(&m.g)
 	m.release()
@@ -149,7 +153,7 @@ func (m *mapRun[In, Out]) wait(g *errgroup.Group) {
 type span struct{ start, end int64 }
 
 // startWorker starts a worker unless concurrency of them run already.
-func (m *mapRun[In, Out]) startWorker() {
+func (m *mapRun[In, Out]) startWorker() bool {
 	m.started.Add(1)
 	m.starting.Add(1)
 	if !m.g.TryGo(func() error {
@@ -159,21 +163,51 @@ func (m *mapRun[In, Out]) startWorker() {
 	}) {
 		m.started.Add(-1)
 		m.starting.Add(-1)
+		return false
 	}
+	return true
 }
 
-// needWorker reports whether another worker would help, as run.needWorker
-// does: inputs are left, no worker is still starting, and the work is not
-// so quick that more workers than processors would only contend.
-func (m *mapRun[In, Out]) needWorker() bool {
-	if m.started.Load() >= int64(m.cfg.concurrency) || m.starting.Load() > 0 {
-		return false
+// workersNeeded reports how many more workers would help, as
+// run.workersNeeded does: none while one is starting and the work is not
+// known to be slow; for slow work, one for every input left, at once; and
+// for work of a few microseconds no more than processors.
+func (m *mapRun[In, Out]) workersNeeded() int64 {
+	started, starting := m.started.Load(), m.starting.Load()
+	left := int64(len(m.inputs)) - m.next.Load()
+	if m.nReturned.Load() > 0 {
+		left++
 	}
-	if m.next.Load() >= int64(len(m.inputs)) && m.nReturned.Load() == 0 {
-		return false
+	if left <= 0 || started >= int64(m.cfg.concurrency) {
+		return 0
 	}
 	work := time.Duration(m.workNs.Load())
-	return work == 0 || work >= tinyWork || m.started.Load() < int64(runtime.GOMAXPROCS(0))
+	slow := work >= batchTarget || work == 0 && m.slowSoFar()
+	switch {
+	case slow:
+		return min(left-starting, int64(m.cfg.concurrency)-started)
+	case starting > 0:
+		return 0
+	case work > 0 && work < tinyWork && started >= int64(runtime.GOMAXPROCS(0)):
+		return 0
+	}
+	return 1
+}
+
+// slowSoFar reports whether the first call, not finished yet, has been
+// running for longer than batchTarget/4.
+func (m *mapRun[In, Out]) slowSoFar() bool {
+	first := m.firstClaim.Load()
+	return first != 0 && int64(time.Since(m.t0))-first > int64(batchTarget/4)
+}
+
+// startWorkers starts up to n workers, fewer if concurrency of them run.
+func (m *mapRun[In, Out]) startWorkers(n int64) {
+	for ; n > 0; n-- {
+		if !m.startWorker() {
+			return
+		}
+	}
 }
 
 // claim takes a range of up to k inputs: a given-back one first, one input
@@ -227,9 +261,10 @@ func (m *mapRun[In, Out]) work() {
 		if !ok {
 			return
 		}
-		if m.needWorker() {
-			m.startWorker()
+		if m.firstClaim.Load() == 0 {
+			m.firstClaim.CompareAndSwap(0, max(int64(time.Since(m.t0)), 1))
 		}
+		m.startWorkers(m.workersNeeded())
 		t0 := time.Now()
 		done, ok := m.rangeWithSlot(ctx, w, s.start, s.end)
 		if !ok {
@@ -314,9 +349,7 @@ func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (done int
 			m.returned = append(m.returned, span{i + 1, end})
 			m.nReturned.Add(1)
 			m.retMu.Unlock()
-			if m.needWorker() {
-				m.startWorker()
-			}
+			m.startWorkers(m.workersNeeded())
 			return i + 1, calls, failed, true
 		}
 	}
