@@ -153,8 +153,9 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 // Channels: out (workers and feeder to consumer) is buffered and never
 // closed: the feeder's end message says how many inputs to expect instead,
 // so that no goroutine has to wait for the workers in order to close it.
-// room (consumer to feeder) wakes a feeder waiting for space in the window.
-// The queue has its own wake-up channels (see queue).
+// room (consumer and workers to feeder) wakes a feeder waiting for space in
+// the window or for a free slot in the queue. The queue has its own wake-up
+// channels (see queue).
 type run[In, Out any] struct {
 	lifecycle
 	cfg    config
@@ -297,10 +298,7 @@ func (r *run[In, Out]) workersNeeded() int64 {
 		return 0
 	}
 	starting := r.starting.Load()
-	backlog := r.q.tail.Load() - r.q.head.Load()
-	if r.q.nReturned.Load() > 0 {
-		backlog++ // given back: slow, claimed one input at a time
-	}
+	backlog := r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load()
 	if !r.quick() {
 		if r.workNs.Load() == 0 && !r.slowSoFar() {
 			// Not measured yet, and not known to be slow either: one
@@ -597,12 +595,12 @@ func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.
 		}
 		b.out = append(b.out, out)
 		if n := i - from; (n == 0 || n%clockEvery == clockEvery-1) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
+			// The batch is slow: say so now, before the next claims.
+			r.workNs.Store(int64(max(time.Since(start)/time.Duration(n+1), batchTarget)))
 			r.q.giveBack(int64(b.start+i+1), b.in[i+1:])
 			clear(b.in[i+1:])
 			b.in = b.in[:i+1]
-			if r.started.Load() < int64(r.cfg.concurrency) && r.q.sleepers.Load() == 0 {
-				r.startWorker()
-			}
+			r.startWorkers(r.workersNeeded())
 			return len(b.errs), true
 		}
 	}

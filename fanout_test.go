@@ -1289,3 +1289,76 @@ func TestAlreadyCancelledContext(t *testing.T) {
 		}
 	}
 }
+
+// TestInputsNotHeldByBlockedIterator: every input pulled reaches a worker
+// while the iterator blocks waiting for the next one. Here the iterator
+// waits for the consumer to have seen the first 1000 results, as a crawler
+// whose consume feeds its own inputs does; an input held back until the
+// next pull would deadlock it.
+func TestInputsNotHeldByBlockedIterator(t *testing.T) {
+	for _, e := range entries[:2] {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				seen := make(chan struct{})
+				var consumed int
+				inputs := func(yield func(int) bool) {
+					for i := range 1000 {
+						if !yield(i) {
+							return
+						}
+					}
+					<-seen // blocks until the consumer has all 1000
+					yield(1000)
+				}
+				work := func(_ context.Context, x int) (int, error) { return x, nil }
+				count := func() {
+					if consumed++; consumed == 1000 {
+						close(seen)
+					}
+				}
+				if e.name == "Run" {
+					if err := fofi.Run(t.Context(), inputs, work, func(int) error { count(); return nil }); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					for _, err := range fofi.Stream(t.Context(), inputs, work) {
+						if err != nil {
+							t.Fatal(err)
+						}
+						count()
+					}
+				}
+				if consumed != 1001 {
+					t.Fatalf("consumed %d results, want 1001", consumed)
+				}
+			})
+		})
+	}
+}
+
+// TestSlowTailSpreads: quick inputs grow batches to hundreds of inputs;
+// when the inputs turn slow, a batch gives the rest back and the slow
+// calls spread over the workers instead of running one after another.
+func TestSlowTailSpreads(t *testing.T) {
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const fast, slow = 5000, 64
+				start := time.Now()
+				_, err := e.run(t.Context(), fast+slow, func(_ context.Context, x int) (int, error) {
+					if x >= fast {
+						time.Sleep(10 * time.Millisecond)
+					}
+					return x, nil
+				}, fofi.WithConcurrency(64))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// One after another they would take 640ms; spread, a few rounds.
+				if d := time.Since(start); d > 100*time.Millisecond {
+					t.Errorf("%s took %v of fake time for %d slow calls at concurrency 64, want at most 100ms", e.name, d, slow)
+				}
+			})
+		})
+	}
+}

@@ -82,7 +82,8 @@ type mapRun[In, Out any] struct {
 	// Ranges given back by a worker whose range turned slow.
 	retMu     sync.Mutex
 	returned  []span
-	nReturned atomic.Int32
+	nReturned atomic.Int32 // len(returned)
+	retItems  atomic.Int64 // inputs in returned
 	// abandoned is set by a worker that left a claimed range unfinished
 	// because the run stopped; a Map without it is complete.
 	abandoned atomic.Bool
@@ -174,10 +175,7 @@ func (m *mapRun[In, Out]) startWorker() bool {
 // for work of a few microseconds no more than processors.
 func (m *mapRun[In, Out]) workersNeeded() int64 {
 	started, starting := m.started.Load(), m.starting.Load()
-	left := int64(len(m.inputs)) - m.next.Load()
-	if m.nReturned.Load() > 0 {
-		left++
-	}
+	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
 	if left <= 0 || started >= int64(m.cfg.concurrency) {
 		return 0
 	}
@@ -210,15 +208,16 @@ func (m *mapRun[In, Out]) startWorkers(n int64) {
 	}
 }
 
-// claim takes a range of up to k inputs: a given-back one first, one input
-// at a time since it is slow, else the next k.
+// claim takes a range of up to k inputs: a given-back one first, else the
+// next k.
 func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 	if m.nReturned.Load() > 0 {
 		m.retMu.Lock()
 		if n := len(m.returned); n > 0 {
 			r := &m.returned[n-1]
-			s := span{r.start, r.start + 1}
-			if r.start++; r.start == r.end {
+			s := span{r.start, min(r.start+k, r.end)}
+			m.retItems.Add(s.start - s.end)
+			if r.start = s.end; r.start == r.end {
 				m.returned = m.returned[:n-1]
 				m.nReturned.Add(-1)
 			}
@@ -348,6 +347,9 @@ func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (done int
 			m.retMu.Lock()
 			m.returned = append(m.returned, span{i + 1, end})
 			m.nReturned.Add(1)
+			m.retItems.Add(end - i - 1)
+			// The range is slow: say so now, before the next claims.
+			m.workNs.Store(int64(max(time.Since(t0)/time.Duration(calls), batchTarget)))
 			m.retMu.Unlock()
 			m.startWorkers(m.workersNeeded())
 			return i + 1, calls, failed, true

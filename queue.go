@@ -31,7 +31,8 @@ type queue[In any] struct {
 	// slow (see run.calls), claimed again before new inputs.
 	mu        sync.Mutex
 	returned  []returnedInputs[In]
-	nReturned atomic.Int32
+	nReturned atomic.Int32 // len(returned)
+	retItems  atomic.Int64 // inputs in returned
 
 	// Sleeping workers. A worker counts itself in sleepers, checks once
 	// more for inputs, and waits on wake; whoever publishes an input takes
@@ -96,17 +97,20 @@ func (q *queue[In]) wakeOne() {
 
 // claim takes up to k inputs, given-back ones first, else the oldest
 // published ones, and appends them to in. It returns the index of the
-// first. Given-back inputs are known to be slow: they are claimed one at
-// a time, and each claim wakes another sleeping worker for the rest.
+// first. A claim of given-back inputs wakes another sleeping worker for
+// the rest, so that inputs that turned slow spread over the workers: a
+// worker that measured them slow claims them one at a time.
 func (q *queue[In]) claim(k int64, in []In) (start int64, _ []In, ok bool) {
 	if q.nReturned.Load() > 0 {
 		more := false
 		q.mu.Lock()
 		if n := len(q.returned); n > 0 {
 			r := &q.returned[n-1]
-			start, in = r.start, append(in, r.in[0])
-			if r.start++; len(r.in) > 1 {
-				r.in = r.in[1:]
+			take := min(int64(len(r.in)), k)
+			start, in = r.start, append(in, r.in[:take]...)
+			q.retItems.Add(-take)
+			if r.start += take; int64(len(r.in)) > take {
+				r.in = r.in[take:]
 				more = true
 			} else {
 				q.returned = q.returned[:n-1]
@@ -176,6 +180,7 @@ func (q *queue[In]) giveBack(start int64, in []In) {
 	q.mu.Lock()
 	q.returned = append(q.returned, returnedInputs[In]{start, append([]In(nil), in...)})
 	q.nReturned.Add(1)
+	q.retItems.Add(int64(len(in)))
 	q.mu.Unlock()
 	q.wakeOne()
 }

@@ -74,8 +74,12 @@ for pass in $(seq "$COUNT"); do
 	for w in "${workloads[@]}"; do
 		read -r work benchtime _ <<<"$w"
 		printf 'run.sh: pass %d/%d, work=%s (%ds so far)\n' "$pass" "$COUNT" "$work" $((SECONDS - start)) >&2
-		"$tmp/bench.test" -test.run '^$' -test.bench "^BenchmarkPeers\$/^work=$work\$/" \
-			-test.benchtime "$benchtime" -test.count 1 -test.benchmem >>"$tmp/new.txt"
+		if ! "$tmp/bench.test" -test.run '^$' -test.bench "^BenchmarkPeers\$/^work=$work\$/" \
+			-test.benchtime "$benchtime" -test.count 1 -test.benchmem >>"$tmp/new.txt"; then
+			echo "run.sh: the benchmarks failed; their last lines:" >&2
+			tail -40 "$tmp/new.txt" >&2
+			exit 1
+		fi
 	done
 done
 mv "$tmp/new.txt" results/new.txt
