@@ -514,23 +514,15 @@ func (r *run[In, Out]) sleep() bool {
 	return ok
 }
 
-// processWithSlot processes span s into b holding a slot of the run's
-// pool, if it has one. The deferred release gives the slot back even when
-// work panics or calls runtime.Goexit.
+// processWithSlot processes the inputs of b from index from on, holding a
+// slot of the run's pool if it has one. The deferred release gives the slot
+// back even when work panics or calls runtime.Goexit.
 func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out], from int) (time.Duration, bool) {
 	if r.slots == nil {
 		return r.process(ctx, b, from)
 	}
-	var t0 time.Time
-	if r.obs != nil {
-		t0 = time.Now()
-	}
-	borrowed, err := r.slots.acquire(r.ctx, w)
-	if r.obs != nil {
-		r.obs.poolWait.Add(int64(time.Since(t0)))
-	}
-	if err != nil {
-		r.stop(err) // ErrClosed; a context error means the run stopped already
+	borrowed, ok := r.slots.take(&r.lifecycle, w, r.obs)
+	if !ok {
 		return 0, false
 	}
 	defer r.slots.release(borrowed)

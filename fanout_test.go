@@ -1182,7 +1182,8 @@ func TestMerge(t *testing.T) {
 				t.Error("Merge(nil) did not panic")
 			}
 		}()
-		fofi.Merge[int](nil) //nolint:staticcheck // the point of the test
+		//lint:ignore SA1012 a nil context is the point of the test
+		fofi.Merge[int](nil)
 	})
 }
 

@@ -283,16 +283,8 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, e
 	if m.slots == nil {
 		return m.processRange(ctx, start, end)
 	}
-	var t0 time.Time
-	if m.obs != nil {
-		t0 = time.Now()
-	}
-	borrowed, err := m.slots.acquire(m.ctx, w)
-	if m.obs != nil {
-		m.obs.poolWait.Add(int64(time.Since(t0)))
-	}
-	if err != nil {
-		m.stop(err) // ErrClosed; a context error means the run stopped already
+	borrowed, ok := m.slots.take(&m.lifecycle, w, m.obs)
+	if !ok {
 		return start, false
 	}
 	defer m.slots.release(borrowed)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by a run whose [Pool] is closed: at once by a run
@@ -257,6 +258,26 @@ func (s *slots) acquire(ctx context.Context, w *waiter) (borrowed bool, err erro
 		}
 	}
 	return s.pool.acquire(ctx, w, alt)
+}
+
+// take acquires a slot for a batch of run l, counting the wait in obs (if
+// the run is observed), and stops l with ErrClosed if the pool is closed.
+// It reports which slot it took and whether the run goes on; a context
+// error means the run stopped already.
+func (s *slots) take(l *lifecycle, w *waiter, obs *observer) (borrowed, ok bool) {
+	var t0 time.Time
+	if obs != nil {
+		t0 = time.Now()
+	}
+	borrowed, err := s.acquire(l.ctx, w)
+	if obs != nil {
+		obs.poolWait.Add(int64(time.Since(t0)))
+	}
+	if err != nil {
+		l.stop(err)
+		return false, false
+	}
+	return borrowed, true
 }
 
 func (s *slots) release(borrowed bool) {
