@@ -2,6 +2,7 @@ package fofi
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -34,8 +35,19 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 		if r.obs == nil {
 			select {
 			case b = <-r.out:
-			case <-r.done:
-				return false
+			default:
+				if !r.quick() {
+					// Slow work: the workers woken with this goroutine
+					// are queued behind it. Let them hand their results
+					// over first, so that one wake-up takes them all
+					// instead of each worker waking the consumer anew.
+					runtime.Gosched()
+				}
+				select {
+				case b = <-r.out:
+				case <-r.done:
+					return false
+				}
 			}
 		} else if b = r.receiveObserved(tick); b == nil {
 			return false

@@ -286,8 +286,10 @@ func (r *run[In, Out]) feed() {
 // waiting for slots (a new worker would only wait too); for slow work (or
 // inputs given back by a batch that turned slow) one for every input
 // waiting that no worker about to start will take, so that latency-bound
-// work gets its workers at once; for quick work one at a time, once a full
-// batch waits, and for work of a few microseconds no more than processors.
+// work gets its workers at once; before the first call is measured, up to
+// twice as many workers as have claimed an input; for quick work one at a
+// time, once a full batch waits, and for work of a few microseconds no more
+// than processors.
 // The errgroup's limit caps it all at concurrency.
 func (r *run[In, Out]) workersNeeded() int64 {
 	started := r.started.Load()
@@ -301,9 +303,13 @@ func (r *run[In, Out]) workersNeeded() int64 {
 	backlog := r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load()
 	if !r.quick() {
 		if r.workNs.Load() == 0 && !r.slowSoFar() {
-			// Not measured yet, and not known to be slow either: one
-			// worker at a time, lest quick work start them all at once.
-			return min(backlog, 1-starting)
+			// Not measured yet, and not known to be slow either: at most
+			// twice as many workers as have claimed an input, so that
+			// slow work has its workers after a few generations of
+			// start-and-claim instead of one per claim, and quick work,
+			// measured as soon as its first call returns, does not get
+			// them all at once.
+			return min(backlog-starting, started-2*starting)
 		}
 		return min(backlog-starting, int64(r.cfg.concurrency)-started)
 	}
@@ -405,6 +411,7 @@ func (r *run[In, Out]) wakeFeeder() {
 // work is a worker: it claims inputs from the queue and processes them
 // until the feeder has ended and nothing is left, or the run stops.
 func (r *run[In, Out]) work() {
+	growStack()
 	ctx, w := r.ctx, (*waiter)(nil)
 	if r.slots != nil {
 		ctx, w = r.slots.worker(ctx)

@@ -170,8 +170,9 @@ func (m *mapRun[In, Out]) startWorker() bool {
 }
 
 // workersNeeded reports how many more workers would help, as
-// run.workersNeeded does: none while one is starting and the work is not
-// known to be slow; for slow work, one for every input left, at once; and
+// run.workersNeeded does: for slow work, one for every input left, at
+// once; before the first call is measured, up to twice as many workers as
+// have claimed a range; for quick work, none while one is starting, and
 // for work of a few microseconds no more than processors.
 func (m *mapRun[In, Out]) workersNeeded() int64 {
 	started, starting := m.started.Load(), m.starting.Load()
@@ -184,6 +185,10 @@ func (m *mapRun[In, Out]) workersNeeded() int64 {
 	switch {
 	case slow:
 		return min(left-starting, int64(m.cfg.concurrency)-started)
+	case work == 0:
+		// Not measured yet: at most twice as many workers as have
+		// claimed a range (see run.workersNeeded).
+		return min(left-starting, started-2*starting)
 	case starting > 0:
 		return 0
 	case work > 0 && work < tinyWork && started >= int64(runtime.GOMAXPROCS(0)):
@@ -240,6 +245,7 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 // ranges shrink so that the workers finish together. A range that turns
 // slow gives the rest back (see calls).
 func (m *mapRun[In, Out]) work() {
+	growStack()
 	ctx, w := m.ctx, (*waiter)(nil)
 	if m.slots != nil {
 		ctx, w = m.slots.worker(ctx)
