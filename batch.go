@@ -49,6 +49,19 @@ func (r *run[In, Out]) nextBatchSize(k int64, perItem time.Duration) int64 {
 	return max(1, min(2*k, int64(batchTarget/perItem), r.batchLimit()))
 }
 
+// firstBatchSize is a new worker's first claim: one input while the work
+// is not measured yet or is slow, so that slow work is spread at once; for
+// quick work, half of what the measured time per call gives, so that a
+// worker started late does not ramp up from one input again, paying a
+// hand-over per doubling (in a short run, such as a request's, the ramp of
+// every worker is a good part of the run).
+func (r *run[In, Out]) firstBatchSize() int64 {
+	if !r.quick() {
+		return 1
+	}
+	return max(1, min(int64(batchTarget)/(2*r.workNs.Load()), r.batchLimit()))
+}
+
 // batchLimit is the largest claim that leaves room in the window for a full
 // batch at every worker running plus two, one being consumed and one being
 // pulled, so that batching never keeps a running worker idle. Quick work

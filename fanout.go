@@ -282,8 +282,8 @@ func (r *run[In, Out]) feed() {
 }
 
 // workersNeeded reports how many more workers would help: one when there
-// is none yet; none while one sleeps, or the run's Pool has workers
-// waiting for slots (a new worker would only wait too); for slow work (or
+// is none yet; none while one sleeps, or the run's Pool has no slot free
+// (a new worker would only wait for one); for slow work (or
 // inputs given back by a batch that turned slow) one for every input
 // waiting that no worker about to start will take, so that latency-bound
 // work gets its workers at once; before the first call is measured, up to
@@ -296,7 +296,7 @@ func (r *run[In, Out]) workersNeeded() int64 {
 	if started == 0 {
 		return 1
 	}
-	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.pool.Waiting() > 0 {
+	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.crowded() {
 		return 0
 	}
 	starting := r.starting.Load()
@@ -416,7 +416,7 @@ func (r *run[In, Out]) work() {
 	if r.slots != nil {
 		ctx, w = r.slots.worker(ctx)
 	}
-	k := int64(1)
+	k := r.firstBatchSize()
 	first := true
 	for !r.stopped() {
 		b := r.newBatch(k)

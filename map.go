@@ -177,7 +177,7 @@ func (m *mapRun[In, Out]) startWorker() bool {
 func (m *mapRun[In, Out]) workersNeeded() int64 {
 	started, starting := m.started.Load(), m.starting.Load()
 	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
-	if left <= 0 || started >= int64(m.cfg.concurrency) {
+	if left <= 0 || started >= int64(m.cfg.concurrency) || m.slots != nil && m.slots.crowded() {
 		return 0
 	}
 	work := time.Duration(m.workNs.Load())
@@ -252,6 +252,12 @@ func (m *mapRun[In, Out]) work() {
 	}
 	n := int64(len(m.inputs))
 	k := int64(1)
+	if work := m.workNs.Load(); work > 0 && time.Duration(work) < batchTarget {
+		// Quick work measured already: start at half the measured batch
+		// size instead of ramping up from one input (see
+		// run.firstBatchSize).
+		k = max(1, min(int64(batchTarget)/(2*work), (n-m.next.Load())/(2*m.started.Load()), maxBatch))
+	}
 	first := true
 	for {
 		if m.cancelled() { // once per range: halted may lag a parent's cancellation
