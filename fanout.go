@@ -282,21 +282,20 @@ func (r *run[In, Out]) feed() {
 }
 
 // workersNeeded reports how many more workers would help: one when there
-// is none yet; none while one sleeps, or the run's Pool has no slot free
-// (a new worker would only wait for one); for slow work (or
+// is none yet; none while one sleeps; for slow work (or
 // inputs given back by a batch that turned slow) one for every input
 // waiting that no worker about to start will take, so that latency-bound
 // work gets its workers at once; before the first call is measured, up to
 // twice as many workers as have claimed an input; for quick work one at a
-// time, once a full batch waits, and for work of a few microseconds no more
-// than processors.
+// time, once a full batch waits, none while the run's Pool has no slot
+// free, and for work of a few microseconds no more than processors.
 // The errgroup's limit caps it all at concurrency.
 func (r *run[In, Out]) workersNeeded() int64 {
 	started := r.started.Load()
 	if started == 0 {
 		return 1
 	}
-	if r.q.sleepers.Load() > 0 || r.slots != nil && r.slots.crowded() {
+	if r.q.sleepers.Load() > 0 {
 		return 0
 	}
 	starting := r.starting.Load()
@@ -315,6 +314,14 @@ func (r *run[In, Out]) workersNeeded() int64 {
 	}
 	if starting > 0 {
 		return 0 // the last worker started has not claimed yet
+	}
+	if r.slots != nil && r.slots.crowded() {
+		// A new worker would only wait for a slot. Slow work starts its
+		// workers all the same: each waits in the pool's queue for a
+		// call at a time, and a run's share of the slots is its number
+		// of workers waiting. A worker of quick work takes a whole batch
+		// with each slot, so one per run is its share.
+		return 0
 	}
 	// Work of a few microseconds a call is CPU work, or so cheap that
 	// fofi's own hand-over dominates: workers beyond the processors only

@@ -172,12 +172,13 @@ func (m *mapRun[In, Out]) startWorker() bool {
 // workersNeeded reports how many more workers would help, as
 // run.workersNeeded does: for slow work, one for every input left, at
 // once; before the first call is measured, up to twice as many workers as
-// have claimed a range; for quick work, none while one is starting, and
-// for work of a few microseconds no more than processors.
+// have claimed a range; for quick work, none while one is starting or
+// the run's Pool has no slot free, and for work of a few microseconds no
+// more than processors.
 func (m *mapRun[In, Out]) workersNeeded() int64 {
 	started, starting := m.started.Load(), m.starting.Load()
 	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
-	if left <= 0 || started >= int64(m.cfg.concurrency) || m.slots != nil && m.slots.crowded() {
+	if left <= 0 || started >= int64(m.cfg.concurrency) {
 		return 0
 	}
 	work := time.Duration(m.workNs.Load())
@@ -191,6 +192,8 @@ func (m *mapRun[In, Out]) workersNeeded() int64 {
 		return min(left-starting, started-2*starting)
 	case starting > 0:
 		return 0
+	case m.slots != nil && m.slots.crowded():
+		return 0 // see run.workersNeeded
 	case work > 0 && work < tinyWork && started >= int64(runtime.GOMAXPROCS(0)):
 		return 0
 	}

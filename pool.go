@@ -281,9 +281,7 @@ func (s *slots) take(l *lifecycle, w *waiter, obs *observer) (borrowed, ok bool)
 }
 
 // crowded reports whether the pool has no slot free, or workers waiting
-// for one: a worker started now would only wait, and workers that wait
-// take the pool's slots in turn, so more of them would give one run more
-// turns than the others.
+// for one: a worker started now would only wait.
 func (s *slots) crowded() bool {
 	return s.pool.Waiting() > 0 || s.pool.InFlight() >= s.pool.limit
 }

@@ -98,38 +98,46 @@ func TestPoolRunKeepsItsOwnLimit(t *testing.T) {
 // pool. First come, first served gives the small run its share of the
 // slots at once: it finishes in time proportional to its own size.
 func TestPoolFairness(t *testing.T) {
-	for _, bigConcurrency := range []int{4, 16} {
-		t.Run(fmt.Sprintf("big.c=%d", bigConcurrency), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				const work = 10 * time.Millisecond
-				p := newPool(t, 4)
-				ctx, cancel := context.WithCancel(t.Context())
-				var g gauge
-				bigDone := make(chan error)
-				go func() {
-					_, err := fofi.Map(ctx, make([]int, 10_000), sleeper(&g, work), fofi.WithConcurrency(bigConcurrency), fofi.WithPool(p))
-					bigDone <- err
-				}()
-				time.Sleep(5 * time.Millisecond) // the big run holds every slot
-				start := time.Now()
-				if _, err := fofi.Map(t.Context(), make([]int, 10), sleeper(&g, work), fofi.WithConcurrency(4), fofi.WithPool(p)); err != nil {
-					t.Fatal(err)
-				}
-				took := time.Since(start)
-				// The small run's 4 workers queue among the big run's: its
-				// share of the 4 slots is 4/(4+bigConcurrency).
-				share := 4.0 * 4 / float64(4+bigConcurrency)
-				ideal := time.Duration(float64(10*work) / share)
-				if took > 3*ideal {
-					t.Errorf("the 10-item run took %v behind a 10,000-item run, want at most 3 × %v (its fair share)", took, ideal)
-				}
-				cancel()
-				if err := <-bigDone; !errors.Is(err, context.Canceled) {
-					t.Errorf("big run = %v, want context.Canceled", err)
-				}
-			})
-		})
+	for _, big := range entries {
+		for _, small := range entries {
+			for _, bigConcurrency := range []int{4, 16} {
+				t.Run(fmt.Sprintf("big=%s/c=%d/small=%s", big.name, bigConcurrency, small.name), func(t *testing.T) {
+					testPoolFairness(t, big, small, bigConcurrency)
+				})
+			}
+		}
 	}
+}
+
+func testPoolFairness(t *testing.T, big, small entry, bigConcurrency int) {
+	synctest.Test(t, func(t *testing.T) {
+		const work = 10 * time.Millisecond
+		p := newPool(t, 4)
+		ctx, cancel := context.WithCancel(t.Context())
+		var g gauge
+		bigDone := make(chan error)
+		go func() {
+			_, err := big.run(ctx, 10_000, sleeper(&g, work), fofi.WithConcurrency(bigConcurrency), fofi.WithPool(p))
+			bigDone <- err
+		}()
+		time.Sleep(5 * time.Millisecond) // the big run holds every slot
+		start := time.Now()
+		if _, err := small.run(t.Context(), 10, sleeper(&g, work), fofi.WithConcurrency(4), fofi.WithPool(p)); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		// The small run's 4 workers queue among the big run's: its
+		// share of the 4 slots is 4/(4+bigConcurrency).
+		share := 4.0 * 4 / float64(4+bigConcurrency)
+		ideal := time.Duration(float64(10*work) / share)
+		if took > 2*ideal {
+			t.Errorf("the 10-item %s took %v behind a 10,000-item %s, want at most 2 × %v (its fair share)", small.name, took, big.name, ideal)
+		}
+		cancel()
+		if err := <-bigDone; !errors.Is(err, context.Canceled) {
+			t.Errorf("big %s = %v, want context.Canceled", big.name, err)
+		}
+	})
 }
 
 func TestPoolIsolationAndCapacityAfterPanics(t *testing.T) {
