@@ -23,8 +23,11 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // The budget is fair: work calls waiting for a slot get one in the order
 // they started waiting, whichever run they belong to, so a small run that
 // starts while a large one holds the pool gets its share of the slots at
-// once and finishes in time proportional to its own size. A run waiting for
-// a slot stops waiting as soon as its context is cancelled.
+// once and finishes in time proportional to its own size. A run's share is
+// the number of its calls waiting, up to its own [WithConcurrency]; a run of
+// quick work, which makes a batch of calls with each slot, starts no new
+// goroutine to wait while the pool is full. A run waiting for a slot stops
+// waiting as soon as its context is cancelled.
 //
 // Runs stay isolated: the error, panic or cancellation of one run stops only
 // that run, and a panic or runtime.Goexit in work never leaks a slot.
