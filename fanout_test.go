@@ -454,6 +454,49 @@ func TestParentCancellation(t *testing.T) {
 	}
 }
 
+// cancelling is a parent context caught in the middle of its cancel: its
+// Err reports the cancellation, but its Done channel, and with it the
+// cancellation of the contexts derived from it, comes later. A
+// context.CancelFunc goes through that moment every time: it sets Err,
+// then cancels the children one by one.
+type cancelling struct {
+	context.Context
+	err  atomic.Pointer[error]
+	done chan struct{}
+}
+
+func (c *cancelling) Done() <-chan struct{} { return c.done }
+
+func (c *cancelling) Err() error {
+	if p := c.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// TestParentCancelledWhileCancelling: a run that sees its parent's Err
+// before its own context is cancelled (found by FuzzRun) stops and returns
+// the parent's error, not nil, though its own stop may then reach its
+// context before the parent's cancellation does.
+func TestParentCancelledWhileCancelling(t *testing.T) {
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			parent := &cancelling{Context: context.Background(), done: make(chan struct{})}
+			defer close(parent.done)
+			_, err := e.run(parent, 100, func(_ context.Context, x int) (int, error) {
+				if x == 10 {
+					canceled := context.Canceled
+					parent.err.Store(&canceled)
+				}
+				return x, nil
+			}, fofi.WithConcurrency(2))
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s = %v, want an error matching context.Canceled", e.name, err)
+			}
+		})
+	}
+}
+
 func TestParentDeadlineAndCause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)

@@ -19,23 +19,63 @@ import (
 //   - with WithOrdered, results arrive in input order;
 //   - inputs are never pulled more than concurrency + buffer + 2 ahead of
 //     consume, and at most concurrency + buffer + 1 results are outstanding;
-//   - the error names the failure that happened.
+//   - the error names the failure that happened;
+//   - with a Pool (shared with a second run of quick work that competes
+//     for its slots), at most the pool's limit of calls are in flight
+//     across both runs, and the pool is whole again afterwards.
 //
 // Its seed corpus runs in every go test; go test -fuzz FuzzRun explores.
 func FuzzRun(f *testing.F) {
-	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false)
-	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false)
-	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true)
-	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true)
-	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false)
-	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true)
+	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false, uint8(0))
+	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false, uint8(0))
+	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true, uint8(3))
+	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true, uint8(0))
+	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false, uint8(9))
+	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true, uint8(0))
 	// Found by fuzzing: a work error racing a consume error, and a lost
 	// first error (fixed: the stop reason is recorded before halting).
-	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false)
-	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false)
-	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool) {
+	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false, uint8(0))
+	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false, uint8(2))
+	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool, pooled uint8) {
 		c, buf, n := int(c8%64)+1, int(buf16%2048), int(n16%5000)
 		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
+		var inFlight, maxInFlight atomic.Int64
+		enter := func() {
+			m := inFlight.Add(1)
+			for old := maxInFlight.Load(); m > old && !maxInFlight.CompareAndSwap(old, m); old = maxInFlight.Load() {
+			}
+		}
+		limit := int(pooled % 16)
+		if limit > 0 {
+			pool, err := fofi.NewPool(limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, fofi.WithPool(pool))
+			ctx, cancel := context.WithCancel(t.Context())
+			competitor := make(chan error)
+			go func() {
+				forever := func(yield func(int) bool) {
+					for i := 0; yield(i); i++ {
+					}
+				}
+				quick := func(_ context.Context, x int) (int, error) { enter(); defer inFlight.Add(-1); return x, nil }
+				competitor <- fofi.Run(ctx, forever, quick, func(int) error { return nil }, fofi.WithConcurrency(4), fofi.WithPool(pool))
+			}()
+			defer func() {
+				cancel()
+				if err := <-competitor; !errors.Is(err, context.Canceled) {
+					t.Errorf("competing run = %v, want context.Canceled", err)
+				}
+				pool.Close()
+				if m := maxInFlight.Load(); m > int64(limit) {
+					t.Errorf("%d calls in flight on a pool of %d", m, limit)
+				}
+				if in := pool.InFlight(); in != 0 {
+					t.Errorf("InFlight() = %d after Close, want 0", in)
+				}
+			}()
+		}
 		if ordered {
 			opts = append(opts, fofi.WithOrdered())
 		}
@@ -56,6 +96,8 @@ func FuzzRun(f *testing.F) {
 		}
 		failure := errors.New("work failed")
 		work := func(_ context.Context, x int) (int, error) {
+			enter()
+			defer inFlight.Add(-1)
 			if x == int(failAt) {
 				return 0, failure
 			}

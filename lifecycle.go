@@ -189,6 +189,13 @@ func (l *lifecycle) err() error {
 	// arrives from the parent belongs to an outer run this one is nested
 	// in, and is a cancellation like any other.
 	if own := l.reason.Load(); own != nil && cause == error(own) {
+		if own.err == nil && l.parent.Err() != nil {
+			// Stopped without a reason of its own, because the parent's
+			// Err was seen (cancelled) before the parent's cancellation
+			// reached ctx: the run's own stop got there first, and the
+			// parent's error is the run's error.
+			return parentError(l.parent, context.Cause(l.parent))
+		}
 		return own.err
 	}
 	return parentError(l.parent, cause)
