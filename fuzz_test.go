@@ -183,3 +183,93 @@ func FuzzRun(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMap drives Map with fuzzed concurrency, input length, a failing
+// input, WithContinueOnError, a Pool and a cancellation of the parent
+// context from inside a work call, and checks what Map promises:
+//
+//   - a nil error comes with every result, in place;
+//   - fail-fast returns no results, and the error is the failing input's
+//     *TaskError or the cancellation;
+//   - with WithContinueOnError every successful result is in place and
+//     the failing input's *TaskError is in the error;
+//   - at most concurrency calls are in flight, and at most the pool's limit.
+func FuzzMap(f *testing.F) {
+	f.Add(uint8(1), uint16(10), int16(-1), int16(-1), false, uint8(0))
+	f.Add(uint8(4), uint16(1000), int16(500), int16(-1), false, uint8(0))
+	f.Add(uint8(8), uint16(3000), int16(7), int16(-1), true, uint8(3))
+	f.Add(uint8(3), uint16(2000), int16(-1), int16(1500), false, uint8(2))
+	f.Add(uint8(64), uint16(4000), int16(3999), int16(100), true, uint8(0))
+	f.Fuzz(func(t *testing.T, c8 uint8, n16 uint16, failAt, cancelAt int16, cont bool, pooled uint8) {
+		c, n := int(c8%64)+1, int(n16%5000)
+		opts := []fofi.Option{fofi.WithConcurrency(c)}
+		if cont {
+			opts = append(opts, fofi.WithContinueOnError())
+		}
+		limit := int(pooled % 16)
+		if limit > 0 {
+			pool, err := fofi.NewPool(limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			opts = append(opts, fofi.WithPool(pool))
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		var inFlight, maxInFlight atomic.Int64
+		failure := errors.New("work failed")
+		in := make([]int, n)
+		for i := range in {
+			in[i] = i
+		}
+		out, err := fofi.Map(ctx, in, func(_ context.Context, x int) (int, error) {
+			m := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for old := maxInFlight.Load(); m > old && !maxInFlight.CompareAndSwap(old, m); old = maxInFlight.Load() {
+			}
+			if x == int(cancelAt) {
+				cancel()
+			}
+			if x == int(failAt) {
+				return 0, failure
+			}
+			return 2 * x, nil
+		}, opts...)
+
+		if m := maxInFlight.Load(); m > int64(c) || limit > 0 && m > int64(limit) {
+			t.Fatalf("%d calls in flight, concurrency %d, pool %d", m, c, limit)
+		}
+		failed := int(failAt) >= 0 && int(failAt) < n
+		var te *fofi.TaskError
+		isTaskErr := errors.As(err, &te) && te.Index == int(failAt) && errors.Is(err, failure)
+		switch {
+		case err == nil:
+			if failed {
+				t.Fatalf("Map = nil error, but input %d failed", failAt)
+			}
+			if len(out) != n {
+				t.Fatalf("len(out) = %d, want %d", len(out), n)
+			}
+			for i, v := range out {
+				if v != 2*i {
+					t.Fatalf("out[%d] = %d, want %d", i, v, 2*i)
+				}
+			}
+		case !isTaskErr && !errors.Is(err, context.Canceled):
+			t.Fatalf("Map = %v, want *TaskError{Index: %d} or context.Canceled", err, failAt)
+		case !cont && out != nil:
+			t.Fatalf("fail-fast Map = %d results with %v, want none", len(out), err)
+		case cont && !errors.Is(err, context.Canceled):
+			// Only the failure: every other result is in place.
+			if len(out) != n {
+				t.Fatalf("len(out) = %d with WithContinueOnError, want %d", len(out), n)
+			}
+			for i, v := range out {
+				if want := 2 * i; i != int(failAt) && v != want {
+					t.Fatalf("out[%d] = %d, want %d", i, v, want)
+				}
+			}
+		}
+	})
+}
