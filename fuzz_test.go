@@ -20,23 +20,26 @@ import (
 //   - inputs are never pulled more than concurrency + buffer + 2 ahead of
 //     consume, and at most concurrency + buffer + 1 results are outstanding;
 //   - the error names the failure that happened;
+//   - with the parent cancelled from a work call, the run ends with the
+//     cancellation (or a failure that came first), or with nil and every
+//     result delivered;
 //   - with a Pool (shared with a second run of quick work that competes
 //     for its slots), at most the pool's limit of calls are in flight
 //     across both runs, and the pool is whole again afterwards.
 //
 // Its seed corpus runs in every go test; go test -fuzz FuzzRun explores.
 func FuzzRun(f *testing.F) {
-	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false, uint8(0))
-	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false, uint8(0))
-	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true, uint8(3))
-	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true, uint8(0))
-	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false, uint8(9))
-	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true, uint8(0))
+	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false, uint8(0), int16(-1))
+	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false, uint8(0), int16(-1))
+	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true, uint8(3), int16(-1))
+	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true, uint8(0), int16(500))
+	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false, uint8(9), int16(100))
+	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true, uint8(0), int16(-1))
 	// Found by fuzzing: a work error racing a consume error, and a lost
 	// first error (fixed: the stop reason is recorded before halting).
-	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false, uint8(0))
-	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false, uint8(2))
-	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool, pooled uint8) {
+	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false, uint8(0), int16(-1))
+	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false, uint8(2), int16(-1))
+	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool, pooled uint8, cancelAt int16) {
 		c, buf, n := int(c8%64)+1, int(buf16%2048), int(n16%5000)
 		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
 		var inFlight, maxInFlight atomic.Int64
@@ -82,6 +85,9 @@ func FuzzRun(f *testing.F) {
 		if cont {
 			opts = append(opts, fofi.WithContinueOnError())
 		}
+		runCtx, cancelRun := context.WithCancel(t.Context())
+		defer cancelRun()
+		var cancelled atomic.Bool // the parent was cancelled from a work call
 		var pulled, done, consumed atomic.Int64
 		var violation atomic.Value
 		inputs := func(yield func(int) bool) {
@@ -98,6 +104,10 @@ func FuzzRun(f *testing.F) {
 		work := func(_ context.Context, x int) (int, error) {
 			enter()
 			defer inFlight.Add(-1)
+			if x == int(cancelAt) {
+				cancelled.Store(true)
+				cancelRun()
+			}
 			if x == int(failAt) {
 				return 0, failure
 			}
@@ -126,7 +136,7 @@ func FuzzRun(f *testing.F) {
 		var err error
 		if stream {
 			var taskErrs []error
-			for v, e := range fofi.Stream(t.Context(), inputs, work, opts...) {
+			for v, e := range fofi.Stream(runCtx, inputs, work, opts...) {
 				var te *fofi.TaskError
 				if cont && errors.As(e, &te) {
 					taskErrs = append(taskErrs, e)
@@ -145,7 +155,7 @@ func FuzzRun(f *testing.F) {
 				err = errors.Join(taskErrs...)
 			}
 		} else {
-			err = fofi.Run(t.Context(), inputs, work, consume, opts...)
+			err = fofi.Run(runCtx, inputs, work, consume, opts...)
 		}
 		if v := violation.Load(); v != nil {
 			t.Fatalf("bound violated: %s", v)
@@ -153,6 +163,28 @@ func FuzzRun(f *testing.F) {
 
 		failed := int(failAt) >= 0 && int(failAt) < n
 		consumeFailed := int(consumeFailAt) >= 0 && consumed.Load() == int64(consumeFailAt)+1
+		if cancelled.Load() {
+			// The parent was cancelled mid-run: the run ends with the
+			// cancellation, or with a failure that came first, or, when
+			// the cancellation came too late to stop anything, with
+			// nil and every result delivered.
+			var te *fofi.TaskError
+			switch {
+			case err == nil:
+				if failed || consumeFailed {
+					t.Fatalf("nil error after a cancellation, though input %d or consume failed", failAt)
+				}
+				for i, ok := range seen {
+					if !ok {
+						t.Fatalf("nil error after a cancellation, but result %d never reached the consumer", i)
+					}
+				}
+			case errors.Is(err, context.Canceled), errors.Is(err, stopErr), errors.As(err, &te) && te.Index == int(failAt):
+			default:
+				t.Fatalf("error = %v after the parent was cancelled, want context.Canceled or the failure", err)
+			}
+			return
+		}
 		switch {
 		case consumeFailed && failed && !cont:
 			// Both happened: a work error may stop the run while the
