@@ -227,21 +227,22 @@ func FuzzRun(f *testing.F) {
 //     the failing input's *TaskError is in the error;
 //   - at most concurrency calls are in flight, and at most the pool's limit.
 func FuzzMap(f *testing.F) {
-	f.Add(uint8(1), uint16(10), int16(-1), int16(-1), false, uint8(0))
-	f.Add(uint8(4), uint16(1000), int16(500), int16(-1), false, uint8(0))
-	f.Add(uint8(8), uint16(3000), int16(7), int16(-1), true, uint8(3))
-	f.Add(uint8(3), uint16(2000), int16(-1), int16(1500), false, uint8(2))
-	f.Add(uint8(64), uint16(4000), int16(3999), int16(100), true, uint8(0))
-	f.Fuzz(func(t *testing.T, c8 uint8, n16 uint16, failAt, cancelAt int16, cont bool, pooled uint8) {
+	f.Add(uint8(1), uint16(10), int16(-1), int16(-1), false, uint8(0), int16(-1))
+	f.Add(uint8(4), uint16(1000), int16(500), int16(-1), false, uint8(0), int16(999))
+	f.Add(uint8(8), uint16(3000), int16(7), int16(-1), true, uint8(3), int16(-1))
+	f.Add(uint8(3), uint16(2000), int16(-1), int16(1500), false, uint8(2), int16(0))
+	f.Add(uint8(64), uint16(4000), int16(3999), int16(100), true, uint8(0), int16(-1))
+	f.Fuzz(func(t *testing.T, c8 uint8, n16 uint16, failAt, cancelAt int16, cont bool, pooled uint8, panicAt int16) {
 		c, n := int(c8%64)+1, int(n16%5000)
 		opts := []fofi.Option{fofi.WithConcurrency(c)}
 		if cont {
 			opts = append(opts, fofi.WithContinueOnError())
 		}
 		limit := int(pooled % 16)
+		var pool *fofi.Pool
 		if limit > 0 {
-			pool, err := fofi.NewPool(limit)
-			if err != nil {
+			var err error
+			if pool, err = fofi.NewPool(limit); err != nil {
 				t.Fatal(err)
 			}
 			defer pool.Close()
@@ -255,22 +256,52 @@ func FuzzMap(f *testing.F) {
 		for i := range in {
 			in[i] = i
 		}
-		out, err := fofi.Map(ctx, in, func(_ context.Context, x int) (int, error) {
-			m := inFlight.Add(1)
-			defer inFlight.Add(-1)
-			for old := maxInFlight.Load(); m > old && !maxInFlight.CompareAndSwap(old, m); old = maxInFlight.Load() {
-			}
-			if x == int(cancelAt) {
-				cancel()
-			}
-			if x == int(failAt) {
-				return 0, failure
-			}
-			return 2 * x, nil
-		}, opts...)
+		var (
+			out      []int
+			err      error
+			panicked any
+			panicRan atomic.Bool
+		)
+		func() {
+			defer func() { panicked = recover() }()
+			out, err = fofi.Map(ctx, in, func(_ context.Context, x int) (int, error) {
+				m := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for old := maxInFlight.Load(); m > old && !maxInFlight.CompareAndSwap(old, m); old = maxInFlight.Load() {
+				}
+				if x == int(cancelAt) {
+					cancel()
+				}
+				if x == int(panicAt) {
+					panicRan.Store(true)
+					panic("boom")
+				}
+				if x == int(failAt) {
+					return 0, failure
+				}
+				return 2 * x, nil
+			}, opts...)
+		}()
 
 		if m := maxInFlight.Load(); m > int64(c) || limit > 0 && m > int64(limit) {
 			t.Fatalf("%d calls in flight, concurrency %d, pool %d", m, c, limit)
+		}
+		if panicRan.Load() {
+			// A panic in work reaches the caller once every call has
+			// returned, and leaks no slot of the pool.
+			if pe, ok := panicked.(*fofi.PanicError); !ok || pe.Value != "boom" {
+				t.Fatalf("Map panicked with %v (%T), want a *PanicError with the value of work's panic", panicked, panicked)
+			}
+			if in := inFlight.Load(); in != 0 {
+				t.Fatalf("%d work calls still running when the panic reached the caller", in)
+			}
+			if pool != nil && pool.InFlight() != 0 {
+				t.Fatalf("pool InFlight() = %d after a panic, want 0: a slot leaked", pool.InFlight())
+			}
+			return
+		}
+		if panicked != nil {
+			t.Fatalf("Map panicked with %v, but no work call panicked", panicked)
 		}
 		failed := int(failAt) >= 0 && int(failAt) < n
 		var te *fofi.TaskError
