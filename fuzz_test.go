@@ -29,17 +29,17 @@ import (
 //
 // Its seed corpus runs in every go test; go test -fuzz FuzzRun explores.
 func FuzzRun(f *testing.F) {
-	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false, uint8(0), int16(-1))
-	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false, uint8(0), int16(-1))
-	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true, uint8(3), int16(-1))
-	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true, uint8(0), int16(500))
-	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false, uint8(9), int16(100))
-	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true, uint8(0), int16(-1))
+	f.Add(uint8(1), uint16(0), uint16(10), int16(-1), int16(-1), false, false, false, uint8(0), int16(-1), int16(-1))
+	f.Add(uint8(3), uint16(1), uint16(500), int16(250), int16(-1), true, false, false, uint8(0), int16(-1), int16(-1))
+	f.Add(uint8(8), uint16(16), uint16(2000), int16(7), int16(-1), false, true, true, uint8(3), int16(-1), int16(1000))
+	f.Add(uint8(2), uint16(0), uint16(1000), int16(-1), int16(900), true, false, true, uint8(0), int16(500), int16(-1))
+	f.Add(uint8(64), uint16(1000), uint16(3000), int16(2999), int16(5), false, true, false, uint8(9), int16(100), int16(-1))
+	f.Add(uint8(5), uint16(3), uint16(0), int16(0), int16(0), true, true, true, uint8(0), int16(-1), int16(0))
 	// Found by fuzzing: a work error racing a consume error, and a lost
 	// first error (fixed: the stop reason is recorded before halting).
-	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false, uint8(0), int16(-1))
-	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false, uint8(2), int16(-1))
-	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool, pooled uint8, cancelAt int16) {
+	f.Add(uint8(1), uint16(0), uint16(10), int16(7), int16(6), false, false, false, uint8(0), int16(-1), int16(-1))
+	f.Add(uint8(61), uint16(56), uint16(47), int16(37), int16(-1), true, false, false, uint8(2), int16(-1), int16(-1))
+	f.Fuzz(func(t *testing.T, c8 uint8, buf16 uint16, n16 uint16, failAt, consumeFailAt int16, ordered, cont, stream bool, pooled uint8, cancelAt, panicAt int16) {
 		c, buf, n := int(c8%64)+1, int(buf16%2048), int(n16%5000)
 		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
 		var inFlight, maxInFlight atomic.Int64
@@ -101,9 +101,17 @@ func FuzzRun(f *testing.F) {
 			}
 		}
 		failure := errors.New("work failed")
+		var running atomic.Int64 // this run's calls in flight
+		var panicRan atomic.Bool
 		work := func(_ context.Context, x int) (int, error) {
 			enter()
 			defer inFlight.Add(-1)
+			running.Add(1)
+			defer running.Add(-1)
+			if x == int(panicAt) {
+				panicRan.Store(true)
+				panic("boom")
+			}
 			if x == int(cancelAt) {
 				cancelled.Store(true)
 				cancelRun()
@@ -134,31 +142,49 @@ func FuzzRun(f *testing.F) {
 			return nil
 		}
 		var err error
-		if stream {
-			var taskErrs []error
-			for v, e := range fofi.Stream(runCtx, inputs, work, opts...) {
-				var te *fofi.TaskError
-				if cont && errors.As(e, &te) {
-					taskErrs = append(taskErrs, e)
-					continue
+		var panicked any
+		func() {
+			defer func() { panicked = recover() }()
+			if stream {
+				var taskErrs []error
+				for v, e := range fofi.Stream(runCtx, inputs, work, opts...) {
+					var te *fofi.TaskError
+					if cont && errors.As(e, &te) {
+						taskErrs = append(taskErrs, e)
+						continue
+					}
+					if e != nil {
+						err = e
+						break
+					}
+					if e := consume(v); e != nil {
+						err = e
+						break
+					}
 				}
-				if e != nil {
-					err = e
-					break
+				if err == nil && len(taskErrs) > 0 {
+					err = errors.Join(taskErrs...)
 				}
-				if e := consume(v); e != nil {
-					err = e
-					break
-				}
+			} else {
+				err = fofi.Run(runCtx, inputs, work, consume, opts...)
 			}
-			if err == nil && len(taskErrs) > 0 {
-				err = errors.Join(taskErrs...)
-			}
-		} else {
-			err = fofi.Run(runCtx, inputs, work, consume, opts...)
-		}
+		}()
 		if v := violation.Load(); v != nil {
 			t.Fatalf("bound violated: %s", v)
+		}
+		if panicRan.Load() {
+			// A panic in work reaches the caller once every call of the
+			// run has returned; the pool is checked whole after Close.
+			if pe, ok := panicked.(*fofi.PanicError); !ok || pe.Value != "boom" {
+				t.Fatalf("panicked with %v (%T), want a *PanicError with the value of work's panic", panicked, panicked)
+			}
+			if r := running.Load(); r != 0 {
+				t.Fatalf("%d work calls still running when the panic reached the caller", r)
+			}
+			return
+		}
+		if panicked != nil {
+			t.Fatalf("panicked with %v, but no work call panicked", panicked)
 		}
 
 		failed := int(failAt) >= 0 && int(failAt) < n
