@@ -26,6 +26,17 @@ func runDemo(ctx context.Context, args ...string) (code int, stdout, stderr stri
 
 func lines(s string) []string { return strings.Split(strings.TrimSuffix(s, "\n"), "\n") }
 
+// demoOutput runs the demo with args, fails the test unless it exits 0, and
+// returns its standard output, whole and as lines.
+func demoOutput(t *testing.T, args ...string) (stdout string, got []string) {
+	t.Helper()
+	code, stdout, stderr := runDemo(t.Context(), args...)
+	if code != 0 {
+		t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, stderr)
+	}
+	return stdout, lines(stdout)
+}
+
 func TestTrace(t *testing.T) {
 	const jobs = 6
 	base := []string{"-jobs", fmt.Sprint(jobs), "-concurrency", "3", "-work", "1ms-2ms", "-consume", "1ms"}
@@ -42,11 +53,7 @@ func TestTrace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				args := append(slices.Clone(base), tc.args...)
-				code, stdout, stderr := runDemo(t.Context(), args...)
-				if code != 0 {
-					t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, stderr)
-				}
-				got := lines(stdout)
+				stdout, got := demoOutput(t, args...)
 				if got[0] != "starting fofi processing" {
 					t.Errorf("first line = %q, want %q", got[0], "starting fofi processing")
 				}
@@ -93,11 +100,7 @@ func count(lines []string, line string) int {
 
 func TestQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		code, stdout, stderr := runDemo(t.Context(), "-quiet", "-jobs", "3", "-work", "1ms-2ms", "-consume", "0s")
-		if code != 0 {
-			t.Fatalf("run(-quiet) = %d, want 0; stderr:\n%s", code, stderr)
-		}
-		got := lines(stdout)
+		_, got := demoOutput(t, "-quiet", "-jobs", "3", "-work", "1ms-2ms", "-consume", "0s")
 		if len(got) != 3 || got[0] != "starting fofi processing" || got[1] != "consumer done" ||
 			!strings.HasPrefix(got[2], "fofi processing finished in ") {
 			t.Errorf("run(-quiet) printed %q, want only the starting, consumer done and finished lines", got)
@@ -108,12 +111,8 @@ func TestQuiet(t *testing.T) {
 func TestCompare(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Four producers of exactly 1s: 4s in a loop, 1s with fofi.
-		code, stdout, stderr := runDemo(t.Context(),
+		stdout, got := demoOutput(t,
 			"-compare", "-quiet", "-jobs", "4", "-concurrency", "4", "-work", "1s", "-consume", "0s")
-		if code != 0 {
-			t.Fatalf("run(-compare) = %d, want 0; stderr:\n%s", code, stderr)
-		}
-		got := lines(stdout)
 		want := []string{"sequential loop: 4s", "fofi, concurrency 4: 1s", "speedup: 4.00x"}
 		if tail := got[max(len(got)-3, 0):]; !slices.Equal(tail, want) {
 			t.Errorf("run(-compare) ends with %q, want %q; output:\n%s", tail, want, stdout)
@@ -246,11 +245,7 @@ func TestStats(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				args := append(slices.Clone(base), tc.args...)
-				code, stdout, stderr := runDemo(t.Context(), args...)
-				if code != 0 {
-					t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, stderr)
-				}
-				got := lines(stdout)
+				stdout, got := demoOutput(t, args...)
 				i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "stats: ") })
 				if i < 1 || !strings.HasPrefix(got[i-1], "fofi processing finished in ") {
 					t.Fatalf("run(%q) printed no stats line right after the finished line:\n%s", args, stdout)
