@@ -249,9 +249,10 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 // slow gives the rest back (see calls).
 func (m *mapRun[In, Out]) work() {
 	growStack()
-	ctx, w := m.ctx, (*waiter)(nil)
+	ctx, w := context.Context(m.ctx), (*waiter)(nil)
 	if m.slots != nil {
-		ctx, w = m.slots.worker(ctx)
+		sw := m.slots.worker(ctx)
+		ctx, w = sw, &sw.w
 	}
 	n := int64(len(m.inputs))
 	k := int64(1)

@@ -223,6 +223,59 @@ func TestPoolWaitRespectsContext(t *testing.T) {
 	})
 }
 
+// TestWorkContext checks that the context work receives is the run's
+// context, with or without a Pool (which wraps it, to offer the worker's
+// slot to nested runs): the caller's values and deadline show through, and
+// the parent's cancellation reaches a call in flight, for every entry point.
+func TestWorkContext(t *testing.T) {
+	type key struct{}
+	entries := map[string]func(context.Context, func(context.Context, int) (int, error), ...fofi.Option) error{
+		"Run": func(ctx context.Context, work func(context.Context, int) (int, error), opts ...fofi.Option) error {
+			return fofi.Run(ctx, seq(1), work, func(int) error { return nil }, opts...)
+		},
+		"Stream": func(ctx context.Context, work func(context.Context, int) (int, error), opts ...fofi.Option) error {
+			for _, err := range fofi.Stream(ctx, seq(1), work, opts...) {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"Map": func(ctx context.Context, work func(context.Context, int) (int, error), opts ...fofi.Option) error {
+			_, err := fofi.Map(ctx, []int{0}, work, opts...)
+			return err
+		},
+	}
+	for name, entry := range entries {
+		for _, pooled := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pool=%v", name, pooled), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					var opts []fofi.Option
+					if pooled {
+						opts = append(opts, fofi.WithPool(newPool(t, 1)))
+					}
+					deadline := time.Now().Add(time.Hour)
+					ctx, cancel := context.WithDeadline(context.WithValue(t.Context(), key{}, "v"), deadline)
+					time.AfterFunc(time.Second, cancel)
+					err := entry(ctx, func(ctx context.Context, _ int) (int, error) {
+						if v := ctx.Value(key{}); v != "v" {
+							t.Errorf("ctx.Value(key) = %v in work, want v", v)
+						}
+						if d, ok := ctx.Deadline(); !ok || !d.Equal(deadline) {
+							t.Errorf("ctx.Deadline() = %v, %v in work, want %v, true", d, ok, deadline)
+						}
+						<-ctx.Done()
+						return 0, ctx.Err()
+					}, opts...)
+					if !errors.Is(err, context.Canceled) || time.Since(deadline.Add(-time.Hour)) != time.Second {
+						t.Errorf("%s = %v after %v, want context.Canceled after 1s", name, err, time.Since(deadline.Add(-time.Hour)))
+					}
+				})
+			})
+		}
+	}
+}
+
 // TestPoolNested runs a two-level tree of runs on a pool of one slot: the
 // nested runs borrow their caller's slot instead of waiting forever.
 func TestPoolNested(t *testing.T) {
