@@ -21,9 +21,12 @@ import (
 //	cpu:     about 1µs of arithmetic per item; speed-up over the loop.
 //	sleep:   1ms sleeps; wall time over the ideal ceil(n/c) sleeps.
 //
-// Compare implementations with
+// Compare implementations in ten passes of every benchmark, so that a slow
+// moment of the machine hits every implementation alike (-count 10 would
+// run each benchmark ten times in a row, and the machine's drift over
+// minutes would show as differences between them):
 //
-//	go test -run '^$' -bench . -count 10 | tee new.txt
+//	for i in $(seq 10); do go test -run '^$' -bench . -benchmem -count 1; done | tee new.txt
 //	benchstat -col /impl new.txt
 
 type impl struct {
@@ -201,8 +204,12 @@ func measureSleep(d time.Duration) time.Duration {
 
 // BenchmarkPool measures what sharing a Pool costs. work=trivial/pool=...
 // compares one run with and without a pool (the per-batch slot is the only
-// extra work); runs=16 compares 16 concurrent runs sharing a pool of 8 with
-// 16 runs of concurrency 1 each, on about 1µs of work per item.
+// extra work); runs=16/limit=... compares 16 concurrent runs of
+// concurrency 8 sharing a pool of 8 with 16 runs of concurrency 1 each, on
+// about 1µs of work per item. The differences are a few percent at most,
+// less than this machine drifts in the minutes of a -count 10 run, so
+// measure them in interleaved passes (see the top of this file) and read
+// them with benchstat -col /pool and -col /limit.
 func BenchmarkPool(b *testing.B) {
 	const n = 10_000
 	pool, err := fofi.NewPool(8)
@@ -227,10 +234,10 @@ func BenchmarkPool(b *testing.B) {
 		})
 	}
 	for _, shared := range []bool{false, true} {
-		name := "runs=16/each=c1"
+		name := "runs=16/limit=each-c1"
 		opts := []fofi.Option{fofi.WithConcurrency(1)}
 		if shared {
-			name = "runs=16/shared=pool8"
+			name = "runs=16/limit=pool8"
 			opts = []fofi.Option{fofi.WithConcurrency(8), fofi.WithPool(pool)}
 		}
 		b.Run("work=cpu1us/"+name, func(b *testing.B) {
