@@ -93,18 +93,32 @@ func (r *run[In, Out]) recycle(b *batch[In, Out]) {
 	r.pool.Put(b)
 }
 
-// batchPools holds one *sync.Pool of batches per batch type, so that runs
-// one after another reuse each other's batches instead of allocating their
-// own: a run of short work needs about ten full-size batches.
-var batchPools sync.Map // reflect.Type → *sync.Pool
+// pools holds a *sync.Pool for each kind of buffer that runs one after
+// another, or side by side, reuse instead of allocating their own: batches,
+// by type (a run of short work needs about ten full-size batches), and a
+// Run's or Stream's input ring, by type and size (16KB for ints and the
+// default WithBuffer, which a run of ten inputs paid in allocation and
+// garbage collection before it made a call). Nothing pooled holds a
+// channel: a channel made in one testing/synctest bubble is fatal to use
+// outside it.
+var pools sync.Map // reflect.Type or sizedKey → *sync.Pool
 
-func batchPool[In, Out any]() *sync.Pool {
-	t := reflect.TypeFor[batch[In, Out]]()
-	if p, ok := batchPools.Load(t); ok {
+// sizedKey is the key of the pool of buffers of type t and size n.
+type sizedKey struct {
+	t reflect.Type
+	n int
+}
+
+func poolFor(key any) *sync.Pool {
+	if p, ok := pools.Load(key); ok {
 		return p.(*sync.Pool)
 	}
-	p, _ := batchPools.LoadOrStore(t, new(sync.Pool))
+	p, _ := pools.LoadOrStore(key, new(sync.Pool))
 	return p.(*sync.Pool)
+}
+
+func batchPool[In, Out any]() *sync.Pool {
+	return poolFor(reflect.TypeFor[batch[In, Out]]())
 }
 
 // growStack makes the calling goroutine's stack grow now, while it is

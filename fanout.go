@@ -193,6 +193,8 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.q = newQueue[In](r.cfg.concurrency, r.window)
 	// At most window batches exist, so out blocks a sender only when the
 	// window is larger than its capacity and batches are small.
+	// It is not reused from run to run, as the ring is: a channel made in
+	// one testing/synctest bubble is fatal to use from outside it.
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
 	r.workers.SetLimit(r.cfg.concurrency)
@@ -204,6 +206,10 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	defer r.shutdown()
 	complete := r.consume(deliver)
 	r.shutdown()
+	// Nothing of the run runs any more, so the next run may reuse its
+	// ring. (When deliver panics, the deferred shutdown runs instead, and
+	// the ring is left to the garbage collector.)
+	r.q.release()
 	r.replay()
 	if r.obs != nil {
 		r.obs.tick(true)

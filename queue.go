@@ -1,6 +1,7 @@
 package fofi
 
 import (
+	"reflect"
 	"sync"
 	"sync/atomic"
 )
@@ -22,7 +23,8 @@ import (
 // loads tail and then reads the slots below it. A worker clears a slot and
 // then stores its seq; the feeder loads seq and then writes the slot.
 type queue[In any] struct {
-	ring []slot[In]
+	ring []slot[In] // buf.slots
+	buf  *ring[In]
 	mask int64
 	tail atomic.Int64 // inputs published; written by the feeder only
 	head atomic.Int64 // inputs claimed
@@ -59,17 +61,51 @@ type returnedInputs[In any] struct {
 // batch while the feeder publishes the next ones.
 const ringSize = 1024
 
+// newQueue returns an empty queue whose ring holds the window, up to
+// ringSize, reusing a ring a finished run released (see release).
 func newQueue[In any](workers int, window int64) *queue[In] {
 	size := int64(16)
 	for size < window && size < ringSize {
 		size *= 2
 	}
-	q := &queue[In]{ring: make([]slot[In], size), mask: size - 1,
-		wake: make(chan struct{}, workers), ended: make(chan struct{})}
-	for i := range q.ring {
-		q.ring[i].seq.Store(int64(i))
+	q := &queue[In]{mask: size - 1, wake: make(chan struct{}, workers), ended: make(chan struct{})}
+	if r, ok := ringPool[In](size).Get().(*ring[In]); ok {
+		q.buf = r
+	} else {
+		q.buf = &ring[In]{slots: make([]slot[In], size)}
+		q.buf.reset(size)
 	}
+	q.ring = q.buf.slots
 	return q
+}
+
+// A ring is the slots of a queue, kept behind a pointer so that releasing
+// it to its pool allocates nothing.
+type ring[In any] struct{ slots []slot[In] }
+
+func ringPool[In any](size int64) *sync.Pool {
+	return poolFor(sizedKey{reflect.TypeFor[slot[In]](), int(size)})
+}
+
+// reset empties the first n slots and makes slot i free for input i, as a
+// new queue's first inputs need.
+func (r *ring[In]) reset(n int64) {
+	var zero In
+	for i := range r.slots[:n] {
+		r.slots[i].v = zero
+		r.slots[i].seq.Store(int64(i))
+	}
+}
+
+// release gives the ring, emptied, to the next queue of its type and size.
+// Only once nothing uses the queue any more: after the run's feeder and
+// every worker have returned. The queue is unusable afterwards.
+func (q *queue[In]) release() {
+	// Only the slots of inputs published were written; resetting them
+	// also drops the inputs a stopped run left unclaimed.
+	q.buf.reset(min(q.tail.Load(), int64(len(q.buf.slots))))
+	ringPool[In](int64(len(q.buf.slots))).Put(q.buf)
+	q.buf, q.ring = nil, nil
 }
 
 // free reports whether the slot of input i is free for it.
