@@ -101,24 +101,15 @@ func (r *run[In, Out]) recycle(b *batch[In, Out]) {
 // garbage collection before it made a call). Nothing pooled holds a
 // channel: a channel made in one testing/synctest bubble is fatal to use
 // outside it.
-var pools sync.Map // reflect.Type or sizedKey → *sync.Pool
-
-// sizedKey is the key of the pool of buffers of type t and size n.
-type sizedKey struct {
-	t reflect.Type
-	n int
-}
-
-func poolFor(key any) *sync.Pool {
-	if p, ok := pools.Load(key); ok {
-		return p.(*sync.Pool)
-	}
-	p, _ := pools.LoadOrStore(key, new(sync.Pool))
-	return p.(*sync.Pool)
-}
+var pools sync.Map // reflect.Type of a batch → *sync.Pool; of a ring slot → *[ringSizes]sync.Pool (see ringPool)
 
 func batchPool[In, Out any]() *sync.Pool {
-	return poolFor(reflect.TypeFor[batch[In, Out]]())
+	t := reflect.TypeFor[batch[In, Out]]()
+	if p, ok := pools.Load(t); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := pools.LoadOrStore(t, new(sync.Pool))
+	return p.(*sync.Pool)
 }
 
 // growStack makes the calling goroutine's stack grow now, while it is

@@ -1,6 +1,7 @@
 package fofi
 
 import (
+	"math/bits"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -83,9 +84,22 @@ func newQueue[In any](workers int, window int64) *queue[In] {
 // it to its pool allocates nothing.
 type ring[In any] struct{ slots []slot[In] }
 
+// ringPool returns the pool of rings of size slots for inputs of type In.
+// Sizes are powers of two from 16 to ringSize, each with its own pool.
 func ringPool[In any](size int64) *sync.Pool {
-	return poolFor(sizedKey{reflect.TypeFor[slot[In]](), int(size)})
+	// The key is a reflect.Type, which converts to an interface without
+	// allocating; a key of type and size together would allocate on every
+	// lookup.
+	t := reflect.TypeFor[slot[In]]()
+	p, ok := pools.Load(t)
+	if !ok {
+		p, _ = pools.LoadOrStore(t, new([ringSizes]sync.Pool))
+	}
+	return &p.(*[ringSizes]sync.Pool)[bits.TrailingZeros64(uint64(size))-4]
 }
+
+// ringSizes is the number of ring sizes: 16, 32, ... ringSize.
+const ringSizes = 7
 
 // reset empties the first n slots and makes slot i free for input i, as a
 // new queue's first inputs need.
