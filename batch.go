@@ -103,13 +103,20 @@ func (r *run[In, Out]) recycle(b *batch[In, Out]) {
 // outside it.
 var pools sync.Map // reflect.Type of a batch → *sync.Pool; of a ring slot → *[ringSizes]sync.Pool (see ringPool)
 
-func batchPool[In, Out any]() *sync.Pool {
-	t := reflect.TypeFor[batch[In, Out]]()
-	if p, ok := pools.Load(t); ok {
-		return p.(*sync.Pool)
+// poolsFor returns the *P that pools holds for key, making it on first use.
+// The key is a reflect.Type, which converts to an interface without
+// allocating; a key of type and size together would allocate on every
+// lookup.
+func poolsFor[P any](key reflect.Type) *P {
+	if p, ok := pools.Load(key); ok {
+		return p.(*P)
 	}
-	p, _ := pools.LoadOrStore(t, new(sync.Pool))
-	return p.(*sync.Pool)
+	p, _ := pools.LoadOrStore(key, new(P))
+	return p.(*P)
+}
+
+func batchPool[In, Out any]() *sync.Pool {
+	return poolsFor[sync.Pool](reflect.TypeFor[batch[In, Out]]())
 }
 
 // growStack makes the calling goroutine's stack grow now, while it is

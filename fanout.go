@@ -442,11 +442,7 @@ func (r *run[In, Out]) wakeFeeder() {
 // until the feeder has ended and nothing is left, or the run stops.
 func (r *run[In, Out]) work() {
 	growStack()
-	ctx, w := context.Context(r.ctx), (*waiter)(nil)
-	if r.slots != nil {
-		sw := r.slots.worker(ctx)
-		ctx, w = sw, &sw.w
-	}
+	ctx, w := r.slots.worker(r.ctx)
 	k := r.firstBatchSize()
 	first := true
 	for !r.stopped() {

@@ -249,11 +249,7 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 // slow gives the rest back (see calls).
 func (m *mapRun[In, Out]) work() {
 	growStack()
-	ctx, w := context.Context(m.ctx), (*waiter)(nil)
-	if m.slots != nil {
-		sw := m.slots.worker(ctx)
-		ctx, w = sw, &sw.w
-	}
+	ctx, w := m.slots.worker(m.ctx)
 	n := int64(len(m.inputs))
 	k := int64(1)
 	if work := m.workNs.Load(); work > 0 && time.Duration(work) < batchTarget {

@@ -320,12 +320,16 @@ func (c *slotWorker) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// worker returns what a worker of the run, with the run's ctx, needs to use
-// the pool.
-func (s *slots) worker(ctx context.Context) *slotWorker {
+// worker returns what a worker of a run with the run's ctx needs: the
+// context for its work calls and its waiter. Without a pool (s is nil),
+// that is ctx itself and no waiter.
+func (s *slots) worker(ctx context.Context) (context.Context, *waiter) {
+	if s == nil {
+		return ctx, nil
+	}
 	c := &slotWorker{Context: ctx, held: heldSlot{pool: s.pool, free: make(chan struct{}, 1)}}
 	c.held.free <- struct{}{}
-	return c
+	return c, &c.w
 }
 
 func (p *Pool) isClosed() bool {

@@ -24,7 +24,7 @@ import (
 // loads tail and then reads the slots below it. A worker clears a slot and
 // then stores its seq; the feeder loads seq and then writes the slot.
 type queue[In any] struct {
-	ring []slot[In] // buf.slots
+	ring []slot[In] // buf.slots, copied so that the hot path indexes it without the extra load
 	buf  *ring[In]
 	mask int64
 	tail atomic.Int64 // inputs published; written by the feeder only
@@ -62,10 +62,13 @@ type returnedInputs[In any] struct {
 // batch while the feeder publishes the next ones.
 const ringSize = 1024
 
+// minRingSize is the smallest ring, for a window of up to 16 inputs.
+const minRingSize = 16
+
 // newQueue returns an empty queue whose ring holds the window, up to
 // ringSize, reusing a ring a finished run released (see release).
 func newQueue[In any](workers int, window int64) *queue[In] {
-	size := int64(16)
+	size := int64(minRingSize)
 	for size < window && size < ringSize {
 		size *= 2
 	}
@@ -85,20 +88,15 @@ func newQueue[In any](workers int, window int64) *queue[In] {
 type ring[In any] struct{ slots []slot[In] }
 
 // ringPool returns the pool of rings of size slots for inputs of type In.
-// Sizes are powers of two from 16 to ringSize, each with its own pool.
+// Sizes are powers of two from minRingSize to ringSize, each with its own
+// pool.
 func ringPool[In any](size int64) *sync.Pool {
-	// The key is a reflect.Type, which converts to an interface without
-	// allocating; a key of type and size together would allocate on every
-	// lookup.
-	t := reflect.TypeFor[slot[In]]()
-	p, ok := pools.Load(t)
-	if !ok {
-		p, _ = pools.LoadOrStore(t, new([ringSizes]sync.Pool))
-	}
-	return &p.(*[ringSizes]sync.Pool)[bits.TrailingZeros64(uint64(size))-4]
+	sizes := poolsFor[[ringSizes]sync.Pool](reflect.TypeFor[slot[In]]())
+	return &sizes[bits.TrailingZeros64(uint64(size/minRingSize))]
 }
 
-// ringSizes is the number of ring sizes: 16, 32, ... ringSize.
+// ringSizes is the number of ring sizes: minRingSize, 2*minRingSize, ...
+// ringSize.
 const ringSizes = 7
 
 // reset empties the first n slots and makes slot i free for input i, as a
