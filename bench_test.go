@@ -209,7 +209,11 @@ func measureSleep(d time.Duration) time.Duration {
 // about 1µs of work per item. The differences are a few percent at most,
 // less than this machine drifts in the minutes of a -count 10 run, so
 // measure them in interleaved passes (see the top of this file) and read
-// them with benchstat -col /pool and -col /limit.
+// them with benchstat -col /pool and -col /limit. Within one process the
+// sub-benchmark that runs first tends to be the faster, and limit=each-c1
+// runs first; for a question of 1%, run each case in its own process
+// (-bench 'Pool/work=cpu1us/runs=16/limit=pool8$'), alternating which
+// goes first, and compare the pairs.
 func BenchmarkPool(b *testing.B) {
 	const n = 10_000
 	pool, err := fofi.NewPool(8)
