@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // ErrClosed is returned by a run whose [Pool] is closed: at once by a run
@@ -49,16 +48,29 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // [WithPool] reports it as an invalid option. A Pool is safe for concurrent
 // use. It starts no goroutine.
 type Pool struct {
-	mu      sync.Mutex
-	limit   int
-	inUse   int
-	waiters waitQueue // first come first served
-	closed  bool
-	drained chan struct{} // made by Close; closed when inUse reaches 0
+	limit int
 
-	nWaiting atomic.Int64 // len(waiters), readable without the lock
-	nInUse   atomic.Int64 // inUse, readable without the lock
+	// state is the number of slots in use, plus the flags waitersFlag and
+	// closedFlag. While no flag is set, acquire and release take or give
+	// back a slot with one compare-and-swap; a flag sends them to the slow
+	// path, under mu. The flags change only under mu, so a fast path that
+	// races with a waiter queueing or with Close fails its swap and waits
+	// for mu: a slot given back never misses a waiter. Every slot in use
+	// is held by a goroutine, so the count never reaches the flags' bits,
+	// whatever the limit.
+	state atomic.Int64
+
+	mu       sync.Mutex
+	waiters  waitQueue     // first come first served; not empty exactly when waitersFlag is set
+	drained  chan struct{} // made by Close; closed when no slot is in use
+	nWaiting atomic.Int64  // waiters.n, readable without the lock
 }
+
+const (
+	waitersFlag = 1 << 62 // set while a worker waits for a slot
+	closedFlag  = 1 << 61 // set by Close, and never cleared
+	poolFlags   = waitersFlag | closedFlag
+)
 
 // A waiter is a worker waiting for a slot. Each worker has one, reused for
 // every wait, so that waiting allocates nothing after the first time.
@@ -114,7 +126,7 @@ func (p *Pool) Limit() int { return p.limit }
 // InFlight returns how many slots are held at this moment: the work calls in
 // flight on the pool, counting a run that makes quick calls one after
 // another as one. It is a racy snapshot, meant for metrics.
-func (p *Pool) InFlight() int { return int(p.nInUse.Load()) }
+func (p *Pool) InFlight() int { return int(p.state.Load() &^ poolFlags) }
 
 // Waiting returns how many of the runs' workers wait for a slot at this
 // moment. It is a racy snapshot, meant for metrics: a pool whose Waiting is
@@ -128,15 +140,16 @@ func (p *Pool) Waiting() int { return int(p.nWaiting.Load()) }
 // be called more than once, and concurrently with runs and with itself.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
+	if p.drained == nil {
 		p.drained = make(chan struct{})
+		old := p.state.Or(closedFlag)
 		for w := p.waiters.head; w != nil; w = p.waiters.head {
 			p.waiters.remove(w)
 			w.ready <- ErrClosed // buffered and empty: never blocks
 		}
+		p.state.And(^waitersFlag)
 		p.nWaiting.Store(0)
-		if p.inUse == 0 {
+		if old&^poolFlags == 0 {
 			close(p.drained)
 		}
 	}
@@ -146,21 +159,49 @@ func (p *Pool) Close() error {
 	return nil
 }
 
+// tryAcquire takes a free slot if no flag is set, without the lock.
+func (p *Pool) tryAcquire() bool {
+	for {
+		s := p.state.Load()
+		if s&poolFlags != 0 || s >= int64(p.limit) {
+			return false
+		}
+		if p.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+	}
+}
+
 // acquire waits for a slot, first come first served, or for a token on
 // alt (nil: none), whichever comes first, and reports which it got. It
 // returns ctx's error if ctx is done first, and ErrClosed if the pool is or
 // gets closed.
 func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAlt bool, err error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return false, ErrClosed
-	}
-	if p.inUse < p.limit && p.waiters.n == 0 {
-		p.inUse++
-		p.nInUse.Store(int64(p.inUse))
-		p.mu.Unlock()
+	if p.tryAcquire() {
 		return false, nil
+	}
+	p.mu.Lock()
+	for {
+		s := p.state.Load()
+		if s&closedFlag != 0 {
+			p.mu.Unlock()
+			return false, ErrClosed
+		}
+		if s&waitersFlag != 0 {
+			break // join the queue
+		}
+		if s < int64(p.limit) {
+			if p.state.CompareAndSwap(s, s+1) {
+				p.mu.Unlock()
+				return false, nil
+			}
+			continue
+		}
+		// Full: raise the flag, in the same swap that saw no slot free, so
+		// that a release after it takes the slow path and finds w queued.
+		if p.state.CompareAndSwap(s, s|waitersFlag) {
+			break
+		}
 	}
 	if w.ready == nil {
 		w.ready = make(chan error, 1) // only its own worker waits with w
@@ -187,8 +228,7 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 			p.release()
 		}
 	default:
-		p.waiters.remove(w)
-		p.nWaiting.Add(-1)
+		p.dequeue(w)
 		p.mu.Unlock()
 	}
 	if gotAlt && p.isClosed() {
@@ -198,142 +238,45 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 	return gotAlt, err
 }
 
+// dequeue removes w from the queue, and lowers waitersFlag if w was the
+// last waiter. p.mu must be held.
+func (p *Pool) dequeue(w *waiter) {
+	p.waiters.remove(w)
+	p.nWaiting.Add(-1)
+	if p.waiters.n == 0 {
+		p.state.And(^waitersFlag)
+	}
+}
+
 // release returns a slot, handing it to the first waiter if there is one.
 func (p *Pool) release() {
+	for {
+		s := p.state.Load()
+		if s&poolFlags != 0 {
+			break
+		}
+		if p.state.CompareAndSwap(s, s-1) {
+			return
+		}
+	}
 	p.mu.Lock()
 	if w := p.waiters.head; w != nil {
 		// The slot goes straight to the waiter, so that a run that has
 		// just released cannot take it back ahead of the queue.
-		p.waiters.remove(w)
-		p.nWaiting.Add(-1)
+		p.dequeue(w)
 		w.ready <- nil // buffered and empty: never blocks
-	} else {
-		p.inUse--
-		p.nInUse.Store(int64(p.inUse))
-		if p.closed && p.inUse == 0 {
-			close(p.drained)
-		}
+	} else if s := p.state.Add(-1); s&closedFlag != 0 && s&^poolFlags == 0 {
+		close(p.drained)
 	}
 	p.mu.Unlock()
 }
 
-// slotKey is the context key under which a work call's context carries the
-// slot its worker holds, so that a nested run on the same pool can borrow it.
-type slotKey struct{}
-
-// heldSlot is the slot a worker holds while it makes work calls, offered
-// to the runs nested in those calls: free holds one token while no nested
-// run uses the slot.
-type heldSlot struct {
-	pool *Pool
-	free chan struct{}
+// full reports whether no slot is free, or workers wait for one, without
+// the lock.
+func (p *Pool) full() bool {
+	s := p.state.Load()
+	return s&waitersFlag != 0 || s&^poolFlags >= int64(p.limit)
 }
 
-// slots is how one run takes and gives back the pool's slots.
-type slots struct {
-	pool     *Pool
-	borrowed *heldSlot // the slot of the call this run is nested in, if any
-}
-
-func newSlots(ctx context.Context, p *Pool) *slots {
-	s := &slots{pool: p}
-	if h, ok := ctx.Value(slotKey{}).(*heldSlot); ok && h.pool == p {
-		s.borrowed = h
-	}
-	return s
-}
-
-// acquire takes the borrowed slot, or a slot of the pool, whichever is free
-// first, and reports which it took. A worker of a nested run waiting in the
-// pool's queue thus still gets the borrowed slot when another worker of its
-// run gives it back, so the nested run always progresses.
-func (s *slots) acquire(ctx context.Context, w *waiter) (borrowed bool, err error) {
-	var alt chan struct{}
-	if s.borrowed != nil {
-		alt = s.borrowed.free
-		select {
-		case <-alt:
-			if s.pool.isClosed() {
-				alt <- struct{}{}
-				return false, ErrClosed
-			}
-			return true, nil
-		default:
-		}
-	}
-	return s.pool.acquire(ctx, w, alt)
-}
-
-// take acquires a slot for a batch of run l, counting the wait in obs (if
-// the run is observed), and stops l with ErrClosed if the pool is closed.
-// It reports which slot it took and whether the run goes on; a context
-// error means the run stopped already.
-func (s *slots) take(l *lifecycle, w *waiter, obs *observer) (borrowed, ok bool) {
-	var t0 time.Time
-	if obs != nil {
-		t0 = time.Now()
-	}
-	borrowed, err := s.acquire(l.ctx, w)
-	if obs != nil {
-		obs.poolWait.Add(int64(time.Since(t0)))
-	}
-	if err != nil {
-		l.stop(err)
-		return false, false
-	}
-	return borrowed, true
-}
-
-// crowded reports whether the pool has no slot free, or workers waiting
-// for one: a worker started now would only wait.
-func (s *slots) crowded() bool {
-	return s.pool.Waiting() > 0 || s.pool.InFlight() >= s.pool.limit
-}
-
-func (s *slots) release(borrowed bool) {
-	if borrowed {
-		s.borrowed.free <- struct{}{} // cap 1, and the token was taken: never blocks
-		return
-	}
-	s.pool.release()
-}
-
-// A slotWorker is what one worker of a run needs to use the run's pool. It
-// is the context the worker gives its work calls: ctx, carrying the slot the
-// worker holds, for nested runs to borrow. It also keeps the worker's
-// waiter. With the channel of its slot, it is two allocations per worker
-// where context.WithValue, a heldSlot, a waiter and their two channels were
-// five; the waiter makes its channel only when the pool is first full. In
-// BenchmarkPool, 16 runs sharing a pool made 762 allocations against 501
-// for 16 runs without one; now 623.
-type slotWorker struct {
-	context.Context
-	held heldSlot
-	w    waiter
-}
-
-// Value returns the worker's slot for slotKey, and ctx's value otherwise.
-func (c *slotWorker) Value(key any) any {
-	if _, ok := key.(slotKey); ok {
-		return &c.held
-	}
-	return c.Context.Value(key)
-}
-
-// worker returns what a worker of a run with the run's ctx needs: the
-// context for its work calls and its waiter. Without a pool (s is nil),
-// that is ctx itself and no waiter.
-func (s *slots) worker(ctx context.Context) (context.Context, *waiter) {
-	if s == nil {
-		return ctx, nil
-	}
-	c := &slotWorker{Context: ctx, held: heldSlot{pool: s.pool, free: make(chan struct{}, 1)}}
-	c.held.free <- struct{}{}
-	return c, &c.w
-}
-
-func (p *Pool) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+// isClosed reports whether Close was called, without the lock.
+func (p *Pool) isClosed() bool { return p.state.Load()&closedFlag != 0 }
