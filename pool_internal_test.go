@@ -53,12 +53,28 @@ func acquireOnce(t *testing.T, p *Pool, w *waiter, h *holders, rnd *rand.Rand) (
 	return false
 }
 
+// checkQueue checks, under p.mu, what the fast path relies on: waitersFlag
+// is set exactly while the queue is not empty, and then every slot is in
+// use. A slot free while a worker waits is a lost wake-up.
+func checkQueue(t *testing.T, p *Pool) {
+	p.mu.Lock()
+	s, n := p.state.Load(), p.waiters.n
+	p.mu.Unlock()
+	if (n > 0) != (s&waitersFlag != 0) {
+		t.Errorf("%d waiters queued with state %#x: waitersFlag must be set exactly while some wait", n, s)
+	}
+	if n > 0 && s&^poolFlags != int64(p.limit) {
+		t.Errorf("%d waiters queued while %d of %d slots are in use: a wake-up was lost", n, s&^poolFlags, p.limit)
+	}
+}
+
 // TestPoolFastPathStress races acquires, releases and cancelled waits on
 // pools small enough that most acquires find them full, so that the
-// lock-free fast path races with waiters joining and leaving the queue. A
-// slot given back while a waiter queues must reach it: a lost wake-up
-// leaves a waiter blocked and the test hangs. Afterwards the pool must be
-// whole, with no flag left set.
+// lock-free fast path races with waiters joining and leaving the queue,
+// while another goroutine checks the queue's invariants. A slot given back
+// while a waiter queues must reach it: a lost wake-up shows as a free slot
+// with waiters queued, or leaves a waiter blocked and the test hangs.
+// Afterwards the pool must be whole, with no flag left set.
 func TestPoolFastPathStress(t *testing.T) {
 	iterations := 20000
 	if testing.Short() {
@@ -69,6 +85,19 @@ func TestPoolFastPathStress(t *testing.T) {
 			p, _ := NewPool(limit)
 			h := &holders{t: t, limit: int64(limit)}
 			var wg sync.WaitGroup
+			done := make(chan struct{})
+			var checker sync.WaitGroup
+			checker.Go(func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+						checkQueue(t, p)
+						runtime.Gosched()
+					}
+				}
+			})
 			for g := range 2*limit + 2 {
 				wg.Go(func() {
 					var w waiter
@@ -82,6 +111,8 @@ func TestPoolFastPathStress(t *testing.T) {
 				})
 			}
 			wg.Wait()
+			close(done)
+			checker.Wait()
 			if s, n := p.state.Load(), p.waiters.n; s != 0 || n != 0 || p.Waiting() != 0 {
 				t.Errorf("after the stress state = %#x with %d waiters queued, Waiting() = %d, want all 0", s, n, p.Waiting())
 			}
