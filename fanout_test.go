@@ -1010,9 +1010,9 @@ func TestBadConfiguration(t *testing.T) {
 	}{
 		{"concurrency 0", []fofi.Option{fofi.WithConcurrency(0)}, t.Context(), "fofi: WithConcurrency(0): concurrency must be at least 1"},
 		{"concurrency -1", []fofi.Option{fofi.WithConcurrency(-1)}, t.Context(), "fofi: WithConcurrency(-1): concurrency must be at least 1"},
-		{"concurrency huge", []fofi.Option{fofi.WithConcurrency(1 << 40)}, t.Context(), "fofi: WithConcurrency(1099511627776): concurrency must be at most"},
+		{"concurrency 1<<30", []fofi.Option{fofi.WithConcurrency(1 << 30)}, t.Context(), "fofi: WithConcurrency(1073741824): concurrency must be at most"},
 		{"buffer -1", []fofi.Option{fofi.WithBuffer(-1)}, t.Context(), "fofi: WithBuffer(-1): buffer must be at least 0"},
-		{"buffer 1<<40", []fofi.Option{fofi.WithBuffer(1 << 40)}, t.Context(), "fofi: WithBuffer(1099511627776): buffer must be at most"},
+		{"buffer 1<<30", []fofi.Option{fofi.WithBuffer(1 << 30)}, t.Context(), "fofi: WithBuffer(1073741824): buffer must be at most"},
 		{"timeout 0", []fofi.Option{fofi.WithTaskTimeout(0)}, t.Context(), "fofi: WithTaskTimeout(0s): timeout must be positive"},
 		{"timeout -1s", []fofi.Option{fofi.WithTaskTimeout(-time.Second)}, t.Context(), "fofi: WithTaskTimeout(-1s): timeout must be positive"},
 		{"nil limiter", []fofi.Option{fofi.WithLimiter(nil)}, t.Context(), "fofi: WithLimiter(nil): limiter must not be nil"},
