@@ -244,9 +244,9 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 
 // work claims ranges of inputs until none is left or the run stops. A range
 // takes about batchTarget: it starts at one input, so slow work is spread
-// one call per worker, and doubles while calls are quick; near the end
-// ranges shrink so that the workers finish together. A range that turns
-// slow gives the rest back (see calls).
+// one call per worker, and grows as calls prove quick (see nextClaim);
+// near the end ranges shrink so that the workers finish together. A range
+// that turns slow gives the rest back (see calls).
 func (m *mapRun[In, Out]) work() {
 	growStack()
 	ctx, w := m.slots.worker(m.ctx)
@@ -285,7 +285,7 @@ func (m *mapRun[In, Out]) work() {
 		perItem := max(time.Since(t0)/time.Duration(done-s.start), 1)
 		m.workNs.Store(int64(perItem))
 		left := n - m.next.Load()
-		k = max(1, min(2*k, int64(batchTarget/perItem), left/(2*m.started.Load()), maxBatch))
+		k = nextClaim(k, perItem, min(left/(2*m.started.Load()), maxBatch))
 	}
 }
 
