@@ -205,15 +205,16 @@ func measureSleep(d time.Duration) time.Duration {
 // BenchmarkPool measures what sharing a Pool costs. work=trivial/pool=...
 // compares one run with and without a pool (the per-batch slot is the only
 // extra work); runs=16/limit=... compares 16 concurrent runs of
-// concurrency 8 sharing a pool of 8 with 16 runs of concurrency 1 each, on
-// about 1µs of work per item. The differences are a few percent at most,
-// less than this machine drifts in the minutes of a -count 10 run, so
+// concurrency 8 sharing a pool of 8 (pool8) with 16 runs of concurrency 1
+// each (each-c1), on about 1µs of work per item, and each-c8 is the same
+// 16 runs at concurrency 8 without a pool, which tells the pool's cost from
+// that of the runs' own concurrency. The differences are a few percent at
+// most, less than this machine drifts in the minutes of a -count 10 run, so
 // measure them in interleaved passes (see the top of this file) and read
 // them with benchstat -col /pool and -col /limit. Within one process the
 // sub-benchmark that runs first tends to be the faster, and limit=each-c1
-// runs first; for a question of 1%, run each case in its own process
-// (-bench 'Pool/work=cpu1us/runs=16/limit=pool8$'), alternating which
-// goes first, and compare the pairs.
+// runs first; for a question of 1%, run each case in its own process, the
+// order rotating, as docs/bench/pool-rounds.sh does.
 func BenchmarkPool(b *testing.B) {
 	const n = 10_000
 	pool, err := fofi.NewPool(8)
@@ -237,14 +238,16 @@ func BenchmarkPool(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
 		})
 	}
-	for _, shared := range []bool{false, true} {
-		name := "runs=16/limit=each-c1"
-		opts := []fofi.Option{fofi.WithConcurrency(1)}
-		if shared {
-			name = "runs=16/limit=pool8"
-			opts = []fofi.Option{fofi.WithConcurrency(8), fofi.WithPool(pool)}
-		}
-		b.Run("work=cpu1us/"+name, func(b *testing.B) {
+	for _, limit := range []struct {
+		name string
+		opts []fofi.Option
+	}{
+		{"each-c1", []fofi.Option{fofi.WithConcurrency(1)}},
+		{"each-c8", []fofi.Option{fofi.WithConcurrency(8)}}, // what the pool adds to c=8, apart from c=8 itself
+		{"pool8", []fofi.Option{fofi.WithConcurrency(8), fofi.WithPool(pool)}},
+	} {
+		opts := limit.opts
+		b.Run("work=cpu1us/runs=16/limit="+limit.name, func(b *testing.B) {
 			const runs, per = 16, 500
 			b.ReportAllocs()
 			for b.Loop() {
