@@ -338,7 +338,7 @@ func (r *run[In, Out]) workersNeeded() int64 {
 	if starting > 0 {
 		return 0 // the last worker started has not claimed yet
 	}
-	if r.slots != nil && r.slots.crowded() {
+	if r.slots != nil && r.slots.pool.full() {
 		// A new worker would only wait for a slot. Slow work starts its
 		// workers all the same: each waits in the pool's queue for a
 		// call at a time, and a run's share of the slots is its number

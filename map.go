@@ -192,7 +192,7 @@ func (m *mapRun[In, Out]) workersNeeded() int64 {
 		return min(left-starting, started-2*starting)
 	case starting > 0:
 		return 0
-	case m.slots != nil && m.slots.crowded():
+	case m.slots != nil && m.slots.pool.full():
 		return 0 // see run.workersNeeded
 	case work > 0 && work < tinyWork && started >= int64(runtime.GOMAXPROCS(0)):
 		return 0

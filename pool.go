@@ -191,7 +191,7 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 			break // join the queue
 		}
 		if s < int64(p.limit) {
-			if p.state.CompareAndSwap(s, s+1) {
+			if p.tryAcquire() {
 				p.mu.Unlock()
 				return false, nil
 			}
@@ -271,8 +271,8 @@ func (p *Pool) release() {
 	p.mu.Unlock()
 }
 
-// full reports whether no slot is free, or workers wait for one, without
-// the lock.
+// full reports, without the lock, whether no slot is free or workers wait
+// for one: a worker started now would only wait.
 func (p *Pool) full() bool {
 	s := p.state.Load()
 	return s&waitersFlag != 0 || s&^poolFlags >= int64(p.limit)

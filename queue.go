@@ -58,12 +58,14 @@ type returnedInputs[In any] struct {
 	in    []In
 }
 
-// ringSize is the largest ring: enough for every worker to claim a full
-// batch while the feeder publishes the next ones.
-const ringSize = 1024
-
-// minRingSize is the smallest ring, for a window of up to 16 inputs.
-const minRingSize = 16
+// Ring sizes are powers of two, ringSizes of them, from minRingSize, for a
+// window of up to 16 inputs, to ringSize (1024): enough for every worker
+// to claim a full batch while the feeder publishes the next ones.
+const (
+	minRingSize = 16
+	ringSizes   = 7
+	ringSize    = minRingSize << (ringSizes - 1)
+)
 
 // newQueue returns an empty queue whose ring holds the window, up to
 // ringSize, reusing a ring a finished run released (see release).
@@ -94,10 +96,6 @@ func ringPool[In any](size int64) *sync.Pool {
 	sizes := poolsFor[[ringSizes]sync.Pool](reflect.TypeFor[slot[In]]())
 	return &sizes[bits.TrailingZeros64(uint64(size/minRingSize))]
 }
-
-// ringSizes is the number of ring sizes: minRingSize, 2*minRingSize, ...
-// ringSize.
-const ringSizes = 7
 
 // reset empties the first n slots and makes slot i free for input i, as a
 // new queue's first inputs need.

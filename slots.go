@@ -76,10 +76,6 @@ func (s *slots) take(l *lifecycle, w *waiter, obs *observer) (borrowed, ok bool)
 	return borrowed, true
 }
 
-// crowded reports whether the pool has no slot free, or workers waiting
-// for one: a worker started now would only wait.
-func (s *slots) crowded() bool { return s.pool.full() }
-
 func (s *slots) release(borrowed bool) {
 	if borrowed {
 		s.borrowed.free <- struct{}{} // cap 1, and the token was taken: never blocks
