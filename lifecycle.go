@@ -79,15 +79,26 @@ func (l *lifecycle) stopped() bool { return l.halted.Load() }
 // cancelled reports whether the run's context is done, without the lag
 // of halted after a parent's cancellation. Error paths ask it to tell an
 // error caused by the cancellation from a reason to stop.
+//
+// A parent's cancel closes the parent's Done before it cancels this run's
+// context (for a parent of a type of its own, a goroutine of the context
+// package carries it over later): work watching the parent sees it first.
+// When the parent's Err is set first, cancelled stops the run itself, with
+// no reason of its own, which makes the parent's error the run's (see err).
+// A worker that sees it abandons its batch, and if it were the last to
+// have results coming, the consumer would wait for the cancellation to
+// arrive, however late.
 func (l *lifecycle) cancelled() bool {
 	select {
 	case <-l.done:
 		return true
 	default:
-		// A parent's cancel closes the parent's Done before it cancels
-		// this run's context: work watching the parent sees it first.
-		return l.parent.Err() != nil
 	}
+	if l.parent.Err() == nil {
+		return false
+	}
+	l.stop(nil)
+	return true
 }
 
 // stop cancels the run with err as its reason, unless it stopped already:
