@@ -1,11 +1,9 @@
 package fofi_test
 
 import (
-	"bytes"
 	"io/fs"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -178,34 +176,4 @@ func goBlocks(text string) []string {
 		}
 	}
 	return blocks
-}
-
-// TestDiagramsRendered checks that every diagram source docs/img/NAME.dot
-// has its docs/img/NAME.svg, and, where Graphviz's dot is installed, that
-// the SVG is what docs/img/render.sh makes of the source today.
-func TestDiagramsRendered(t *testing.T) {
-	sources, err := filepath.Glob(filepath.Join("docs", "img", "*.dot"))
-	if err != nil || len(sources) == 0 {
-		t.Fatalf("no diagram sources in docs/img: %v", err)
-	}
-	dot, lookErr := exec.LookPath("dot")
-	for _, src := range sources {
-		t.Run(filepath.Base(src), func(t *testing.T) {
-			svgPath := strings.TrimSuffix(src, ".dot") + ".svg"
-			svg, err := os.ReadFile(svgPath)
-			if err != nil {
-				t.Fatalf("%s has no SVG: %v (run docs/img/render.sh)", src, err)
-			}
-			if lookErr != nil {
-				t.Skip("dot is not installed (apt-get install graphviz): not re-rendering")
-			}
-			want, err := exec.Command(dot, "-Tsvg", src).Output()
-			if err != nil {
-				t.Fatalf("dot -Tsvg %s: %v", src, err)
-			}
-			if !bytes.Equal(svg, want) {
-				t.Errorf("%s is not what dot makes of %s today: run docs/img/render.sh", svgPath, src)
-			}
-		})
-	}
 }
