@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -289,3 +290,150 @@ func BenchmarkStats(b *testing.B) {
 		})
 	}
 }
+
+// The bimodal workload: 4,000 inputs, of which 42, picked by a hash of the
+// input, sleep 5ms and the rest return at once. The slow inputs come in
+// clusters (0, 5 and 10 are all slow): a scheduler that hands one worker a
+// run of inputs, or keeps results waiting behind a slow call, pays for it
+// here. The ideal is the slow calls alone, c at a time.
+const (
+	bimodalN     = 4000
+	bimodalSlow  = 42 // how many of the bimodalN inputs are slow; TestBimodalInputs checks it
+	bimodalSleep = 5 * time.Millisecond
+)
+
+// bimodalSlowInput reports whether input x is one of the slow ones: about 1
+// in 100, by Knuth's multiplicative hash. Go gives >> and % the same
+// precedence, left to right; the parentheses say so.
+func bimodalSlowInput(x int) bool {
+	return ((uint32(x)*2654435761)>>8)%100 == 0
+}
+
+// TestBimodalInputs pins the workload of BenchmarkBimodal: its numbers
+// mean nothing if the set of slow inputs drifts.
+func TestBimodalInputs(t *testing.T) {
+	var slow []int
+	for x := range bimodalN {
+		if bimodalSlowInput(x) {
+			slow = append(slow, x)
+		}
+	}
+	if len(slow) != bimodalSlow {
+		t.Errorf("slow inputs among %d = %d, want %d", bimodalN, len(slow), bimodalSlow)
+	}
+	closest := bimodalN
+	for i := 1; i < len(slow); i++ {
+		closest = min(closest, slow[i]-slow[i-1])
+	}
+	if closest != 5 {
+		t.Errorf("closest slow inputs are %d apart, want 5", closest)
+	}
+}
+
+// BenchmarkBimodal runs the bimodal workload at c = 8 and 64, one op being
+// a whole run of the 4,000 inputs. It reports
+//
+//	wall/ideal       wall time over ceil(42/c) 5ms sleeps, a sleep as long
+//	                 as it takes on this machine (a 5ms timer fires late);
+//	                 1 is perfect.
+//	p99-handover-ms  the 99th percentile, over every input of every run, of
+//	                 the time from work's return to the consumer receiving
+//	                 the result. RunOrdered holds a result until those of
+//	                 the inputs before it are consumed, as WithOrdered
+//	                 promises, so its hand-over includes that wait. Map has
+//	                 no consumer, only the slice it returns, so it reports
+//	                 none: the same measure would be the time until Map
+//	                 returns, which wall/ideal already shows.
+//
+// Read them with benchstat -col /impl, or -filter /c:8 -row /impl.
+func BenchmarkBimodal(b *testing.B) {
+	slow := measureSleep(bimodalSleep)
+	ims := append(slices.DeleteFunc(slices.Clone(impls), func(im impl) bool {
+		return im.name == "loop" // 42 sleeps in a row: nothing to learn
+	}), workerPool)
+	for _, c := range []int{8, 64} {
+		ideal := time.Duration((bimodalSlow+c-1)/c) * slow
+		for _, im := range ims {
+			b.Run(fmt.Sprintf("c=%d/impl=%s", c, im.name), func(b *testing.B) {
+				runBimodal(b, im, c, ideal)
+			})
+		}
+	}
+}
+
+func runBimodal(b *testing.B, im impl, c int, ideal time.Duration) {
+	b.ReportAllocs()
+	ctx := context.Background()
+	var start time.Time
+	// returned[x] is when work(x) returned, since start. Each slot has one
+	// writer, the worker that ran x, and is read by the consumer after the
+	// implementation handed it the result, which orders the read after the
+	// write.
+	returned := make([]time.Duration, bimodalN)
+	work := func(_ context.Context, x int) (int, error) {
+		if bimodalSlowInput(x) {
+			time.Sleep(bimodalSleep)
+		}
+		returned[x] = time.Since(start)
+		return x * 2, nil
+	}
+	sum := 0
+	handover := make([]time.Duration, 0, bimodalN) // this run's, in consume order
+	sink := func(v int) {
+		sum += v
+		handover = append(handover, time.Since(start)-returned[v/2])
+	}
+	var all []time.Duration
+	for b.Loop() {
+		start = time.Now()
+		handover = handover[:0]
+		if err := im.run(ctx, bimodalN, c, work, sink); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer() // keeping the hand-overs is not part of the run
+		all = append(all, handover...)
+		b.StartTimer()
+	}
+	sinkValue = sum
+	if len(all) != b.N*bimodalN {
+		b.Fatalf("consumed %d results in %d runs, want %d", len(all), b.N, b.N*bimodalN)
+	}
+	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(ideal), "wall/ideal")
+	if im.name != "Map" {
+		slices.Sort(all)
+		p99 := all[(len(all)*99+99)/100-1] // the ceil(0.99 len)-th smallest
+		b.ReportMetric(float64(p99)/float64(time.Millisecond), "p99-handover-ms")
+	}
+}
+
+// workerPool is the other hand-written baseline: c goroutines receive the
+// inputs from an unbuffered channel and send each result on a results
+// channel, which the caller drains. The work never fails in the
+// benchmarks that use it, so it has no error path.
+var workerPool = impl{"workerpool", func(ctx context.Context, n, c int, work func(context.Context, int) (int, error), sink func(int)) error {
+	inputs := make(chan int)
+	results := make(chan int, c)
+	var workers sync.WaitGroup
+	for range c {
+		workers.Go(func() {
+			for x := range inputs {
+				v, _ := work(ctx, x)
+				results <- v
+			}
+		})
+	}
+	go func() {
+		for i := range n {
+			inputs <- i
+		}
+		close(inputs) // the feeder is the only sender on inputs
+	}()
+	go func() {
+		workers.Wait()
+		close(results) // once the last worker, the last sender, is gone
+	}()
+	for v := range results {
+		sink(v)
+	}
+	return nil
+}}

@@ -147,16 +147,19 @@ func sleep1ms(x int) int {
 // of 21 sleeps, measured once. Timers fire late by tens of microseconds or
 // more, and the ideal wall time is made of these real sleeps, not of
 // nominal milliseconds.
-var oneSleep = sync.OnceValue(func() time.Duration {
+var oneSleep = sync.OnceValue(func() time.Duration { return medianSleep(time.Millisecond) })
+
+// medianSleep is the median time.Sleep(d) of 21.
+func medianSleep(d time.Duration) time.Duration {
 	s := make([]time.Duration, 21)
 	for i := range s {
 		t := time.Now()
-		time.Sleep(time.Millisecond)
+		time.Sleep(d)
 		s[i] = time.Since(t)
 	}
 	slices.Sort(s)
 	return s[len(s)/2]
-})
+}
 
 // runStream runs the stream workload and reports, besides ns/item, the
 // peak heap (live and not yet collected objects) and the peak goroutine

@@ -7,9 +7,11 @@
 #   ../docs/img/*.svg      the charts, drawn by cmd/chart
 #   ../docs/benchmarks.md  its tables, machine and status line, between their
 #                          <!-- begin NAME --> and <!-- end NAME --> markers (the
-#                          prose around them is not touched: re-read it)
+#                          prose around them is not touched: re-read it); a
+#                          table with no markers there (bimodal) is only in
+#                          results/benchstat.txt
 #
-# Usage: ./run.sh            the full run, about 13 minutes on 2 cores
+# Usage: ./run.sh            the full run, about 16 minutes on 2 cores
 #        QUICK=1 ./run.sh    a smoke run of a minute or two (one short pass; the
 #                            numbers are only good for checking the pipeline)
 #        COUNT=5 ./run.sh    fewer passes
@@ -31,6 +33,7 @@ workloads=(
 	"cpu1us           0.5s 20"
 	"sleep1ms         20x  12"
 	"stream           1x   9"
+	"bimodal          10x  15"
 )
 if [ -n "${QUICK:-}" ]; then
 	COUNT=1
@@ -40,6 +43,7 @@ if [ -n "${QUICK:-}" ]; then
 		"cpu1us           50ms 2"
 		"sleep1ms         5x   4"
 		"stream           1x   9"
+		"bimodal          2x   4"
 	)
 fi
 
@@ -74,7 +78,8 @@ for pass in $(seq "$COUNT"); do
 	for w in "${workloads[@]}"; do
 		read -r work benchtime _ <<<"$w"
 		printf 'run.sh: pass %d/%d, work=%s (%ds so far)\n' "$pass" "$COUNT" "$work" $((SECONDS - start)) >&2
-		if ! "$tmp/bench.test" -test.run '^$' -test.bench "^BenchmarkPeers\$/^work=$work\$/" \
+		# bimodal is BenchmarkBimodal's only workload, the others BenchmarkPeers'.
+		if ! "$tmp/bench.test" -test.run '^$' -test.bench "^Benchmark(Peers|Bimodal)\$/^work=$work\$/" \
 			-test.benchtime "$benchtime" -test.count 1 -test.benchmem >>"$tmp/new.txt"; then
 			echo "run.sh: the benchmarks failed; their last lines:" >&2
 			tail -40 "$tmp/new.txt" >&2
@@ -101,7 +106,9 @@ table trivial-ordered -filter '/work:trivial-ordered .unit:ns/item'
 table cpu1us -filter '/work:cpu1us .unit:ns/item' -table /c
 table sleep1ms -filter '/work:sleep1ms .unit:wall/ideal' -table /c
 table stream -filter '/work:stream .unit:(ns/item OR peak-heap-B OR peak-goroutines OR B/op)'
-for name in trivial trivial-allocs trivial-ordered cpu1us sleep1ms stream; do
+table bimodal -filter '/work:bimodal .unit:wall/ideal' -table /c
+table bimodal-handover -filter '/work:bimodal .unit:p99-handover-ms' -table /c
+for name in trivial trivial-allocs trivial-ordered cpu1us sleep1ms stream bimodal bimodal-handover; do
 	echo "## $name"
 	cat "$tmp/tables/$name"
 	echo

@@ -5,6 +5,8 @@
 //	latency.svg   1ms sleeps: wall time over the ideal ceil(n/c) sleeps
 //	stream.svg    1,000,000 streamed items: peak heap and peak goroutines
 //	cpu.svg       about 1µs of arithmetic per item: speed-up over the loop
+//	bimodal.svg   4,000 inputs of which 42 sleep 5ms (BenchmarkBimodal):
+//	              wall time over the ideal, and the p99 hand-over
 //
 // Usage:
 //
@@ -60,7 +62,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if len(rs.impls) == 0 {
-		log.Fatal("no BenchmarkPeers results in the input")
+		log.Fatal("no BenchmarkPeers or BenchmarkBimodal results in the input")
 	}
 	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
 	plotter.DefaultFont = plot.DefaultFont
@@ -75,6 +77,7 @@ func main() {
 		{"latency", latencyChart},
 		{"stream", streamChart},
 		{"cpu", cpuChart},
+		{"bimodal", bimodalChart},
 	}
 	for _, ch := range charts {
 		fig, err := ch.make(rs)
@@ -96,7 +99,8 @@ func main() {
 	}
 }
 
-// key names one sub-benchmark: BenchmarkPeers/work=<work>/c=<c>/impl=<impl>.
+// key names one sub-benchmark: BenchmarkPeers/work=<work>/c=<c>/impl=<impl>,
+// or BenchmarkBimodal/work=bimodal/c=<c>/impl=<impl>.
 type key struct {
 	work string
 	c    int
@@ -108,8 +112,8 @@ type results struct {
 	impls   []string                     // in order of first appearance
 }
 
-// readFiles reads go test -bench output and keeps the BenchmarkPeers
-// results, in their original units (ns/item, not benchfmt's sec/item).
+// readFiles reads go test -bench output and keeps the BenchmarkPeers and
+// BenchmarkBimodal results, in their original units (ns/item, not benchfmt's sec/item).
 func readFiles(files []string) (*results, error) {
 	rs := &results{samples: make(map[key]map[string][]float64)}
 	for _, file := range files {
@@ -152,10 +156,15 @@ func readFiles(files []string) (*results, error) {
 	return rs, nil
 }
 
-// parseName parses "Peers/work=trivial/c=8/impl=fofi.Run-2" (benchfmt
-// drops the "Benchmark" prefix).
+// parseName parses "Peers/work=trivial/c=8/impl=fofi.Run-2" or
+// "Bimodal/work=bimodal/c=8/impl=fofi.Run-2" (benchfmt drops the
+// "Benchmark" prefix).
 func parseName(name string) (key, bool) {
-	rest, ok := strings.CutPrefix(strings.TrimPrefix(name, "Benchmark"), "Peers/")
+	name = strings.TrimPrefix(name, "Benchmark")
+	rest, ok := strings.CutPrefix(name, "Peers/")
+	if !ok {
+		rest, ok = strings.CutPrefix(name, "Bimodal/")
+	}
 	if !ok {
 		return key{}, false
 	}
@@ -450,6 +459,37 @@ func cpuChart(rs *results) (figure, error) {
 	refLine(p, 2, len(rows), "2 cores")
 	p.X.Max = max(p.X.Max, 2) * 1.05
 	return figure{plots: [][]*plot.Plot{{p}}, w: 8 * vg.Inch, h: rowsHeight(rows)}, nil
+}
+
+// bimodalChart draws BenchmarkBimodal: wall time over the ideal, and the
+// p99 hand-over, both on log scales, for the wall time ranges from the
+// ideal to twenty times it and the hand-over from microseconds to the
+// whole run.
+func bimodalChart(rs *results) (figure, error) {
+	// A log scale cannot show 0: a hand-over under 1µs is drawn at 1µs.
+	floor := func(impl string, s stat) (stat, bool) {
+		const min = 1e-3
+		return stat{max(s.med, min), max(s.min, min), max(s.max, min)}, impl != "lo.parallel.Map"
+	}
+	var walls, handovers []series
+	for _, c := range rs.concurrencies("bimodal") {
+		walls = append(walls, series{fmt.Sprintf("c=%d", c), rs.collect("bimodal", c, "wall/ideal", boundedOnly)})
+		// The same colours as the first panel, whose legend names them.
+		handovers = append(handovers, series{"", rs.collect("bimodal", c, "p99-handover-ms", floor)})
+	}
+	if len(walls) == 0 {
+		return figure{}, errors.New("no work=bimodal results")
+	}
+	wp, rows := dotPlot("Wall time", "over the ideal ceil(42/c) sleeps, log scale (1 is perfect)",
+		rs.impls, walls, true)
+	wp.X.Min = min(wp.X.Min, 0.9)
+	refLine(wp, 1, len(rows), "ideal")
+	hp, _ := dotPlotNamed("p99 hand-over", "from work's return to consume, ms, log scale (<1µs at 1µs)",
+		rs.impls, handovers, true, false)
+	hp.X.Tick.Marker = decadeTicks{maxLabels: 5}
+	fig := figure{plots: [][]*plot.Plot{{wp, hp}}, w: 11 * vg.Inch, h: rowsHeight(rows) + 0.3*vg.Inch}
+	fig.title = "Bimodal work: 4,000 inputs, 42 of them sleep 5ms, the rest x*2 (lo.parallel.Map, which has no limit, is left out)"
+	return fig, nil
 }
 
 func streamChart(rs *results) (figure, error) {
