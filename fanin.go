@@ -30,6 +30,31 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 		defer t.Stop()
 		tick = t.C
 	}
+	// handle takes in one batch of results; false means the run stopped.
+	handle := func(b *batch[In, Out]) bool {
+		if b.end {
+			expected = b.total
+			return true
+		}
+		received += int64(len(b.out))
+		if !r.cfg.ordered {
+			return r.deliver(b, deliver)
+		}
+		if b.start != next {
+			pending[b.start] = b
+			return true
+		}
+		for b != nil {
+			next += len(b.out)
+			if !r.deliver(b, deliver) {
+				return false
+			}
+			if b = pending[next]; b != nil {
+				delete(pending, next)
+			}
+		}
+		return true
+	}
 	for expected < 0 || received < expected {
 		var b *batch[In, Out]
 		if r.obs == nil {
@@ -45,44 +70,67 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 				}
 				select {
 				case b = <-r.out:
+				case <-r.nudge:
 				case <-r.done:
 					return false
 				}
 			}
 		} else if b = r.receiveObserved(tick); b == nil {
+			select {
+			case <-r.done:
+				return false
+			default: // nudged
+			}
+		}
+		if b == nil {
+			// Nudged by the watcher: results wait behind a stalled call.
+			for _, b := range r.takeHeld() {
+				if !handle(b) {
+					return false
+				}
+			}
+			continue
+		}
+		if !handle(b) {
 			return false
-		}
-		if b.end {
-			expected = b.total
-			continue
-		}
-		received += int64(len(b.out))
-		if !r.cfg.ordered {
-			if !r.deliver(b, deliver) {
-				return false
-			}
-			continue
-		}
-		if b.start != next {
-			pending[b.start] = b
-			continue
-		}
-		for b != nil {
-			next += len(b.out)
-			if !r.deliver(b, deliver) {
-				return false
-			}
-			if b = pending[next]; b != nil {
-				delete(pending, next)
-			}
 		}
 	}
 	return true
 }
 
+// takeHeld takes the finished results of every lane that has any, as
+// batches of their own, when the watcher says that one is held behind a
+// stalled call.
+func (r *run[In, Out]) takeHeld() []*batch[In, Out] {
+	var got []*batch[In, Out]
+	for l := range r.lanes.all {
+		l.mu.Lock()
+		if b := l.b; b != nil {
+			if done := l.finished(); done > l.taken {
+				nb := r.newBatch(int64(done - l.taken))
+				nb.start = b.start + l.taken
+				nb.out = append(nb.out, b.out[l.taken:done]...)
+				for _, te := range b.errs {
+					if te.Index >= nb.start && te.Index < b.start+done {
+						nb.errs = append(nb.errs, te)
+					}
+				}
+				l.taken = done
+				got = append(got, nb)
+				if r.obs != nil {
+					r.obs.handedOver(len(nb.out) - len(nb.errs))
+				}
+			}
+		}
+		l.mu.Unlock()
+	}
+	return got
+}
+
 // receiveObserved is the consumer's receive when the run is observed: it
 // counts the time the consumer waits with nothing to take as starved, and
-// reports progress while it waits. It returns nil when the run stopped.
+// reports progress while it waits. It returns nil when the run stopped or
+// the watcher nudged.
 func (r *run[In, Out]) receiveObserved(tick <-chan time.Time) *batch[In, Out] {
 	select {
 	case b := <-r.out:
@@ -95,6 +143,8 @@ func (r *run[In, Out]) receiveObserved(tick <-chan time.Time) *batch[In, Out] {
 		select {
 		case b := <-r.out:
 			return b
+		case <-r.nudge:
+			return nil
 		case <-tick:
 			r.obs.tick(false)
 		case <-r.done:

@@ -180,7 +180,13 @@ type run[In, Out any] struct {
 	slots *slots     // with WithPool
 	obs   *observer  // with WithStats or WithProgress
 
+	lanes    lanes[In, Out]
+	watcher  watcher
+	lastHead int64         // the queue's head at the watcher's last sample; the watcher's own
+	nudge    chan struct{} // watcher to consumer: take the results of a stalled lane
+
 	feeder   sync.WaitGroup
+	watching sync.WaitGroup
 	workers  errgroup.Group
 	taskErrs []*TaskError // with WithContinueOnError; owned by the consumer
 }
@@ -197,8 +203,11 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	// one testing/synctest bubble is fatal to use from outside it.
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
+	r.nudge = make(chan struct{}, 1)
+	r.watcher.unpark = make(chan struct{}, 1)
 	r.workers.SetLimit(r.cfg.concurrency)
 	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
+	r.watching.Go(func() { r.lifecycle.guard(func() { watch(&r.watcher, &r.lanes, r, r.done) }) })
 
 	// The deferred shutdown also runs when deliver panics or calls
 	// runtime.Goexit: the panic then leaves Run only after every
@@ -233,12 +242,13 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 }
 
 // shutdown stops the run and waits for its goroutines. It may run twice.
-// The feeder is waited for first. Workers may start other workers, but
-// only from a goroutine of the group, which Wait is waiting for, so Go
-// never races with a Wait that could return.
+// The feeder and the watcher, which start workers, are waited for first;
+// workers start workers only from a goroutine of the group, which Wait is
+// waiting for, so Go never races with a Wait that could return.
 func (r *run[In, Out]) shutdown() {
 	r.release()
 	r.feeder.Wait()
+	r.watching.Wait()
 	r.workers.Wait()
 	if r.obs != nil {
 		r.obs.fill(&r.cfg)
@@ -264,6 +274,9 @@ func (r *run[In, Out]) feed() {
 		}
 		r.q.push(pulled, v, r.wakeWorker)
 		pulled++
+		if r.watcher.parked.Load() && (r.q.sleepers.Load() > 0 || r.started.Load() < int64(r.cfg.concurrency)) {
+			r.watcher.wake() // the input may wait behind workers that block
+		}
 		if r.feederAsks(pulled) {
 			r.startWorkers(r.workersNeeded())
 		}
@@ -439,10 +452,13 @@ func (r *run[In, Out]) wakeFeeder() {
 }
 
 // work is a worker: it claims inputs from the queue and processes them
-// until the feeder has ended and nothing is left, or the run stops.
+// until the feeder has ended and nothing is left, or the run stops. Its
+// lane shows its claim to the watcher and the consumer (see watch.go).
 func (r *run[In, Out]) work() {
 	growStack()
 	ctx, w := r.slots.worker(r.ctx)
+	l := r.lanes.get()
+	defer r.lanes.put(l)
 	k := r.firstBatchSize()
 	first := true
 	for !r.stopped() {
@@ -475,13 +491,23 @@ func (r *run[In, Out]) work() {
 			if !r.sleep() {
 				return
 			}
+			// The work may have turned slow while this worker slept.
+			k = r.firstBatchSize()
 			continue
 		}
-		perItem, ok := r.fill(ctx, w, b, k)
+		b.out = b.out[:len(b.in)]
+		l.begin(b, 0, len(b.in))
+		if len(b.in) > 1 {
+			r.watcher.wake()
+		}
+		perItem, ok := r.fill(ctx, w, l, b, k)
 		if !ok {
 			return
 		}
 		k = r.nextBatchSize(k, perItem)
+		if b = r.endClaim(l, b); b == nil {
+			continue // the consumer took every result already
+		}
 		if r.obs != nil {
 			r.obs.handedOver(len(b.out) - len(b.errs))
 		}
@@ -502,34 +528,151 @@ func (r *run[In, Out]) work() {
 	}
 }
 
-// fill processes the inputs of b, then, while b holds fewer than k and
-// the inputs right after it are published and unclaimed, claims and
+// endClaim ends the claim of lane l, whose batch is b, and returns b with
+// only the results the consumer has not taken, or nil when it took them
+// all (b is then recycled).
+func (r *run[In, Out]) endClaim(l *lane[In, Out], b *batch[In, Out]) *batch[In, Out] {
+	done := l.finished()
+	l.mu.Lock()
+	from := l.taken
+	l.b = nil
+	l.mu.Unlock()
+	b.out = b.out[:done]
+	if from == 0 {
+		return b
+	}
+	if from == done {
+		r.recycle(b)
+		return nil
+	}
+	n := copy(b.out, b.out[from:])
+	clear(b.out[n:])
+	b.out = b.out[:n]
+	b.start += from
+	errs := b.errs[:0]
+	for _, te := range b.errs {
+		if te.Index >= b.start {
+			errs = append(errs, te)
+		}
+	}
+	b.errs = errs
+	return b
+}
+
+// fill processes the claim of b, then, while b holds fewer than k inputs
+// and the inputs right after it are published and unclaimed, claims and
 // processes those too. It returns the work time per call of the last part.
-func (r *run[In, Out]) fill(ctx context.Context, w *waiter, b *batch[In, Out], k int64) (time.Duration, bool) {
-	from, yielded := 0, false
+func (r *run[In, Out]) fill(ctx context.Context, w *waiter, l *lane[In, Out], b *batch[In, Out], k int64) (time.Duration, bool) {
+	yielded := false
 	for {
-		perItem, ok := r.processWithSlot(ctx, w, b, from)
-		if !ok || len(b.out) < len(b.in) { // stopped, or gave inputs back
+		perItem, ok := r.processWithSlot(ctx, w, l, b)
+		done := l.finished()
+		if !ok || done < len(b.in) { // stopped, or its tail was taken
 			return perItem, ok
 		}
-		from = len(b.in)
-		next, room := int64(b.start+from), k-int64(from)
+		next, room := int64(b.start+done), k-int64(done)
 		if room <= 0 || perItem >= batchTarget/4 {
 			return perItem, true
 		}
-		var more bool
-		b.in, more = r.q.claimAfter(next, room, b.in)
+		more := r.claimAfter(l, b, next, room)
 		if !more && !yielded && !r.q.finished() {
 			// Let the feeder, if it shares this processor, publish some
 			// more before the batch goes out half empty.
 			runtime.Gosched()
 			yielded = true
-			b.in, more = r.q.claimAfter(next, room, b.in)
+			more = r.claimAfter(l, b, next, room)
 		}
 		if !more {
 			return perItem, true
 		}
 		r.wakeFeeder()
+		r.watcher.wake() // the claim holds more than one input now
+	}
+}
+
+// claimAfter extends the claim of l, all of whose calls are done, with up
+// to n inputs from index next on (see queue.claimAfter).
+func (r *run[In, Out]) claimAfter(l *lane[In, Out], b *batch[In, Out], next, n int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	done := len(b.in)
+	in, more := r.q.claimAfter(next, n, b.in)
+	if !more {
+		return false
+	}
+	b.in, b.out = in, b.out[:len(in)]
+	l.extend(done, len(in)) // no thief takes from a claim whose calls are all done
+	return true
+}
+
+// stealFrom gives the unstarted tail of the stalled lane l back to the
+// queue (see watched). l.mu is held.
+func (r *run[In, Out]) stealFrom(l *lane[In, Out]) bool {
+	b := l.b
+	if b == nil {
+		return false
+	}
+	from, to, ok := l.steal()
+	if !ok {
+		return false
+	}
+	r.q.giveBack(int64(b.start+from), b.in[from:to])
+	clear(b.in[from:to])
+	return true
+}
+
+// hostage tells the consumer to take the finished results of the stalled
+// lane l, if it has any (see watched). l.mu is held.
+func (r *run[In, Out]) hostage(l *lane[In, Out]) bool {
+	if l.b == nil || l.finished() <= l.taken {
+		return false
+	}
+	select {
+	case r.nudge <- struct{}{}:
+	default: // a nudge is pending already
+	}
+	return true
+}
+
+// stalledQueue gets a worker for inputs that wait in the queue while no
+// claim was made for a whole watch period (see watched).
+func (r *run[In, Out]) stalledQueue(moved bool) bool {
+	h := r.q.head.Load()
+	last := r.lastHead
+	r.lastHead = h
+	if !r.q.pending() || r.stopped() {
+		return false
+	}
+	asleep := r.q.sleepers.Load() > 0
+	free := r.started.Load() < int64(r.cfg.concurrency)
+	if !asleep && !free {
+		return false // every worker is busy: the first to finish claims
+	}
+	if h == last || r.q.nReturned.Load() > 0 {
+		switch {
+		case asleep:
+			r.q.wakeOne()
+		case !moved:
+			r.startWorker()
+		}
+	}
+	return true
+}
+
+// stolen marks the work slow, so that the inputs stolen are claimed one at
+// a time, and starts workers for them (see watched).
+func (r *run[In, Out]) stolen() {
+	if r.stopped() {
+		return
+	}
+	r.markSlow()
+	r.startWorkers(r.workersNeeded())
+}
+
+// markSlow records that a call has run for at least a watch period.
+func (r *run[In, Out]) markSlow() {
+	if r.workNs.Load() < int64(watchPeriod) {
+		r.workNs.Store(int64(watchPeriod))
 	}
 }
 
@@ -548,37 +691,31 @@ func (r *run[In, Out]) sleep() bool {
 	return ok
 }
 
-// processWithSlot processes the inputs of b from index from on, holding a
-// slot of the run's pool if it has one. The deferred release gives the slot
-// back even when work panics or calls runtime.Goexit.
-func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, b *batch[In, Out], from int) (time.Duration, bool) {
+// processWithSlot processes the claim of l, holding a slot of the run's
+// pool if it has one. The deferred release gives the slot back even when
+// work panics or calls runtime.Goexit.
+func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lane[In, Out], b *batch[In, Out]) (time.Duration, bool) {
 	if r.slots == nil {
-		return r.process(ctx, b, from)
+		return r.process(ctx, l, b)
 	}
 	borrowed, ok := r.slots.take(&r.lifecycle, w, r.obs)
 	if !ok {
 		return 0, false
 	}
 	defer r.slots.release(borrowed)
-	return r.process(ctx, b, from)
+	return r.process(ctx, l, b)
 }
 
-// process calls work for the inputs of b from index from on and collects
-// the results. It returns the work time per call, and false when the run stopped, in
-// which case b is abandoned.
-func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out], from int) (time.Duration, bool) {
+// process makes the calls of the claim of l and collects the results. It
+// returns the work time per call, and false when the run stopped, in which
+// case b is abandoned.
+func (r *run[In, Out]) process(ctx context.Context, l *lane[In, Out], b *batch[In, Out]) (time.Duration, bool) {
 	if r.obs != nil {
 		r.obs.batchStarted()
 	}
 	start := time.Now()
-	errs0 := len(b.errs)
-	failed, ok := r.calls(ctx, b, start, from)
+	calls, failed, ok := r.calls(ctx, l, b, start)
 	d := time.Since(start)
-	calls := len(b.out) - from
-	failed -= errs0
-	if !ok && failed > len(b.errs)-errs0 {
-		calls++ // the call that stopped the run
-	}
 	if r.obs != nil {
 		r.obs.batchDone(calls, failed, d)
 	}
@@ -592,45 +729,52 @@ func (r *run[In, Out]) process(ctx context.Context, b *batch[In, Out], from int)
 	return perItem, true
 }
 
-// calls makes the work calls for the inputs of b and reports how many
-// failed and whether the run goes on. A batch that has run for twice
-// batchTarget (checked after its first call and every clockEvery calls)
-// gives the rest of its inputs back to the queue, for an idle or a new
-// worker to take up: quick work that turns slow is spread over the workers
-// again instead of running one call after another.
-func (r *run[In, Out]) calls(ctx context.Context, b *batch[In, Out], start time.Time, from int) (failed int, ok bool) {
+// calls makes the work calls of the claim of l, each started with
+// lane.next, and reports how many it made, how many of those failed, and
+// whether the run goes on. A claim that has run for twice batchTarget
+// (checked after its first call and every clockEvery calls) gives the rest
+// of its inputs back, as the watcher would once it stalls: quick work that
+// turns slow is spread over the workers again.
+func (r *run[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[In, Out], start time.Time) (calls, failed int, ok bool) {
 	// halted may lag a parent's cancellation while the processors are
-	// busy (see stopped); once per batch, ask the context itself.
+	// busy (see stopped); once per claim, ask the context itself.
 	if r.cancelled() {
-		return 0, false
+		return 0, 0, false
 	}
-	for i := from; i < len(b.in); i++ {
-		v := b.in[i]
-		if r.stopped() {
-			return len(b.errs), false
+	for {
+		i, more := l.next()
+		if !more {
+			return calls, failed, true
 		}
-		out, err := r.call.call(ctx, v)
+		if r.stopped() {
+			return calls, failed, false
+		}
+		calls++
+		out, err := r.call.call(ctx, b.in[i])
 		if err != nil {
+			failed++
 			te, ok := r.failed(b.start+i, err)
 			if !ok {
-				return len(b.errs) + 1, false
+				return calls, failed, false
 			}
+			l.mu.Lock() // the consumer reads errs when it takes results
 			b.errs = append(b.errs, te)
+			l.mu.Unlock()
 			var zero Out
 			out = zero
 		}
-		b.out = append(b.out, out)
-		if n := i - from; (n == 0 || n%clockEvery == clockEvery-1) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
-			// The batch is slow: say so now, before the next claims.
-			r.workNs.Store(int64(max(time.Since(start)/time.Duration(n+1), batchTarget)))
-			r.q.giveBack(int64(b.start+i+1), b.in[i+1:])
-			clear(b.in[i+1:])
-			b.in = b.in[:i+1]
-			r.startWorkers(r.workersNeeded())
-			return len(b.errs), true
+		b.out[i] = out
+		if (calls == 1 || calls%clockEvery == 0) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
+			// The claim is slow: say so now, before the next claims.
+			r.workNs.Store(int64(max(time.Since(start)/time.Duration(calls), batchTarget)))
+			l.mu.Lock()
+			stole := r.stealFrom(l)
+			l.mu.Unlock()
+			if stole {
+				r.startWorkers(r.workersNeeded())
+			}
 		}
 	}
-	return len(b.errs), true
 }
 
 // failed handles the error of the work call for input index. It returns

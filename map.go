@@ -84,23 +84,35 @@ type mapRun[In, Out any] struct {
 	returned  []span
 	nReturned atomic.Int32 // len(returned)
 	retItems  atomic.Int64 // inputs in returned
-	// abandoned is set by a worker that left a claimed range unfinished
-	// because the run stopped; a Map without it is complete.
-	abandoned atomic.Bool
+	// completed counts the calls whose result (or recorded failure) is
+	// in place; the worker whose count reaches len(inputs) closes
+	// finished, its only closer.
+	completed atomic.Int64
+	finished  chan struct{}
+
+	lanes    lanes[In, Out]
+	watcher  watcher
+	watching sync.WaitGroup
 
 	errMu    sync.Mutex
 	taskErrs []*TaskError
 }
 
 func (m *mapRun[In, Out]) do() ([]Out, error) {
-	// Stop the run and wait for the workers even when this goroutine is
-	// unwound by a Goexit: nothing started here outlives the call.
-	defer func() { m.release(); m.g.Wait() }()
+	// Stop the run and wait for the watcher and the workers even when
+	// this goroutine is unwound by a Goexit: nothing started here
+	// outlives the call. The watcher starts workers, so it is waited for
+	// before the group, and the group is waited for only then: no Go
+	// races with a Wait that could return.
+	defer m.shutdown()
 	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; workersNeeded only estimates
 	m.t0 = time.Now()
+	m.finished = make(chan struct{})
+	m.watcher.unpark = make(chan struct{}, 1)
+	m.watching.Go(func() { m.guard(func() { watch(&m.watcher, &m.lanes, m, m.done) }) })
 	m.startWorker()
-	m.wait(&m.g)
-	m.release()
+	m.wait()
+	m.shutdown()
 	if m.obs != nil {
 		m.obs.fill(&m.cfg)
 	}
@@ -110,7 +122,7 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	}
 
 	err := error(nil)
-	if m.abandoned.Load() {
+	if m.completed.Load() < int64(len(m.inputs)) {
 		err = m.err()
 	}
 	if len(m.taskErrs) == 0 {
@@ -127,24 +139,30 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	return m.out, errors.Join(append(errs, err)...)
 }
 
-// wait waits for the workers. With WithProgress it reports progress
-// meanwhile, on this goroutine, which the promise of WithProgress requires;
-// the goroutine that waits for the group in its place exits with the
-// workers, before wait returns.
-func (m *mapRun[In, Out]) wait(g *errgroup.Group) {
-	if m.obs == nil || m.obs.progress == nil {
-		g.Wait()
-		return
+// shutdown stops the run and waits for its goroutines. It may run twice.
+func (m *mapRun[In, Out]) shutdown() {
+	m.release()
+	m.watching.Wait()
+	m.g.Wait()
+}
+
+// wait waits until every call is done or the run stops. With
+// WithProgress it reports progress meanwhile, on this goroutine, which the
+// promise of WithProgress requires.
+func (m *mapRun[In, Out]) wait() {
+	var tick <-chan time.Time
+	if m.obs != nil && m.obs.progress != nil {
+		t := time.NewTicker(m.obs.every)
+		defer t.Stop()
+		tick = t.C
 	}
-	done := make(chan struct{})
-	go func() { g.Wait(); close(done) }()
-	t := time.NewTicker(m.obs.every)
-	defer t.Stop()
 	for {
 		select {
-		case <-done:
+		case <-m.finished:
 			return
-		case <-t.C:
+		case <-m.done:
+			return
+		case <-tick:
 			m.obs.tick(false)
 		}
 	}
@@ -245,11 +263,14 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 // work claims ranges of inputs until none is left or the run stops. A range
 // takes about batchTarget: it starts at one input, so slow work is spread
 // one call per worker, and grows as calls prove quick (see nextClaim);
-// near the end ranges shrink so that the workers finish together. A range
-// that turns slow gives the rest back (see calls).
+// near the end ranges shrink so that the workers finish together. Its lane
+// shows the range to the watcher, which takes the rest of a range that
+// stalls (see watch.go).
 func (m *mapRun[In, Out]) work() {
 	growStack()
 	ctx, w := m.slots.worker(m.ctx)
+	l := m.lanes.get()
+	defer m.lanes.put(l)
 	n := int64(len(m.inputs))
 	k := int64(1)
 	if work := m.workNs.Load(); work > 0 && time.Duration(work) < batchTarget {
@@ -261,7 +282,6 @@ func (m *mapRun[In, Out]) work() {
 	first := true
 	for {
 		if m.cancelled() { // once per range: halted may lag a parent's cancellation
-			m.abandoned.Store(true)
 			return
 		}
 		s, ok := m.claim(k)
@@ -276,70 +296,83 @@ func (m *mapRun[In, Out]) work() {
 			m.firstClaim.CompareAndSwap(0, max(int64(time.Since(m.t0)), 1))
 		}
 		m.startWorkers(m.workersNeeded())
+		l.begin(nil, s.start, int(s.end-s.start))
+		if s.end-s.start > 1 {
+			m.watcher.wake()
+		}
 		t0 := time.Now()
-		done, ok := m.rangeWithSlot(ctx, w, s.start, s.end)
+		calls, ok := m.rangeWithSlot(ctx, w, l)
 		if !ok {
-			m.abandoned.Store(true)
 			return
 		}
-		perItem := max(time.Since(t0)/time.Duration(done-s.start), 1)
-		m.workNs.Store(int64(perItem))
-		left := n - m.next.Load()
-		k = nextClaim(k, perItem, min(left/(2*m.started.Load()), maxBatch))
+		if calls > 0 {
+			perItem := max(time.Since(t0)/time.Duration(calls), 1)
+			m.workNs.Store(int64(perItem))
+			left := n - m.next.Load()
+			k = nextClaim(k, perItem, min(left/(2*m.started.Load()), maxBatch))
+		}
+		if m.completed.Add(int64(calls)) == n {
+			close(m.finished)
+		}
 	}
 }
 
-// rangeWithSlot processes inputs[start:end] holding a slot of the pool, if
+// rangeWithSlot processes the range of l holding a slot of the pool, if
 // there is one; the deferred release survives a panic or Goexit in work.
-func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, start, end int64) (int64, bool) {
+func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, l *lane[In, Out]) (int, bool) {
 	if m.slots == nil {
-		return m.processRange(ctx, start, end)
+		return m.processRange(ctx, l)
 	}
 	borrowed, ok := m.slots.take(&m.lifecycle, w, m.obs)
 	if !ok {
-		return start, false
+		return 0, false
 	}
 	defer m.slots.release(borrowed)
-	return m.processRange(ctx, start, end)
+	return m.processRange(ctx, l)
 }
 
-// processRange calls work for inputs[start:end] and stores the results. It
-// returns where it stopped: end, or earlier if the range turned slow and
-// gave the rest back; and false when the run stopped.
-func (m *mapRun[In, Out]) processRange(ctx context.Context, start, end int64) (int64, bool) {
+// processRange makes the calls of the range of l and stores the results.
+// It returns how many calls completed, and false when the run stopped.
+func (m *mapRun[In, Out]) processRange(ctx context.Context, l *lane[In, Out]) (int, bool) {
 	if m.obs == nil {
-		done, _, _, ok := m.calls(ctx, start, end)
+		done, _, _, ok := m.calls(ctx, l)
 		return done, ok
 	}
 	m.obs.batchStarted()
 	t0 := time.Now()
-	done, calls, failed, ok := m.calls(ctx, start, end)
+	done, calls, failed, ok := m.calls(ctx, l)
 	m.obs.batchDone(calls, failed, time.Since(t0))
 	return done, ok
 }
 
-// calls makes the work calls for inputs[start:end] and reports where it
-// stopped, how many calls it made, how many of those failed, and whether
-// the run goes on. A range that has run for twice batchTarget (checked
-// after its first call and every clockEvery calls) gives the rest back for
-// other workers, as run.calls does.
-func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (done int64, calls, failed int, ok bool) {
+// calls makes the work calls of the range of l, each started with
+// lane.next, and reports how many completed (their result or failure is
+// recorded), how many were made, how many of those failed, and whether the
+// run goes on. A range that has run for twice batchTarget (checked after
+// its first call and every clockEvery calls) gives the rest back for other
+// workers, as run.calls does.
+func (m *mapRun[In, Out]) calls(ctx context.Context, l *lane[In, Out]) (done, calls, failed int, ok bool) {
 	t0 := time.Now()
-	for i := start; i < end; i++ {
-		if m.stopped() {
-			return i, calls, failed, false
+	for {
+		off, more := l.next()
+		if !more {
+			return done, calls, failed, true
 		}
+		if m.stopped() {
+			return done, calls, failed, false
+		}
+		i := l.base + int64(off)
 		calls++
 		v, err := m.call.call(ctx, m.inputs[i])
 		if err != nil {
 			failed++
 			if m.cancelled() {
-				return i, calls, failed, false // caused by the stop, not a reason for it
+				return done, calls, failed, false // caused by the stop, not a reason for it
 			}
 			te := &TaskError{Index: int(i), Err: err}
 			if !m.cfg.continueOnError {
 				m.stop(te)
-				return i, calls, failed, false
+				return done, calls, failed, false
 			}
 			m.errMu.Lock()
 			m.taskErrs = append(m.taskErrs, te)
@@ -347,17 +380,59 @@ func (m *mapRun[In, Out]) calls(ctx context.Context, start, end int64) (done int
 		} else {
 			m.out[i] = v
 		}
-		if n := i - start; (n == 0 || n%clockEvery == clockEvery-1) && end-i > 2 && time.Since(t0) > 2*batchTarget {
-			m.retMu.Lock()
-			m.returned = append(m.returned, span{i + 1, end})
-			m.nReturned.Add(1)
-			m.retItems.Add(end - i - 1)
+		done++
+		if (calls == 1 || calls%clockEvery == 0) && time.Since(t0) > 2*batchTarget {
 			// The range is slow: say so now, before the next claims.
 			m.workNs.Store(int64(max(time.Since(t0)/time.Duration(calls), batchTarget)))
-			m.retMu.Unlock()
-			m.startWorkers(m.workersNeeded())
-			return i + 1, calls, failed, true
+			l.mu.Lock()
+			stole := m.stealFrom(l)
+			l.mu.Unlock()
+			if stole {
+				m.startWorkers(m.workersNeeded())
+			}
 		}
 	}
-	return end, calls, failed, true
+}
+
+// stealFrom gives the unstarted rest of the range of the stalled lane l
+// back, for other workers to claim (see watched). l.mu is held.
+func (m *mapRun[In, Out]) stealFrom(l *lane[In, Out]) bool {
+	from, to, ok := l.steal()
+	if !ok {
+		return false
+	}
+	m.retMu.Lock()
+	m.returned = append(m.returned, span{l.base + int64(from), l.base + int64(to)})
+	m.nReturned.Add(1)
+	m.retItems.Add(int64(to - from))
+	m.retMu.Unlock()
+	return true
+}
+
+// hostage: Map writes its results in place, so none is ever held.
+func (m *mapRun[In, Out]) hostage(*lane[In, Out]) bool { return false }
+
+// stalledQueue starts a worker for inputs left to claim when no lane moved
+// for a whole watch period (see watched).
+func (m *mapRun[In, Out]) stalledQueue(moved bool) bool {
+	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
+	if left <= 0 || m.stopped() || m.started.Load() >= int64(m.cfg.concurrency) {
+		return false
+	}
+	if !moved {
+		m.startWorker()
+	}
+	return true
+}
+
+// stolen marks the work slow and starts workers for the inputs stolen
+// (see watched).
+func (m *mapRun[In, Out]) stolen() {
+	if m.stopped() {
+		return
+	}
+	if m.workNs.Load() < int64(watchPeriod) {
+		m.workNs.Store(int64(watchPeriod))
+	}
+	m.startWorkers(m.workersNeeded())
 }

@@ -1,0 +1,286 @@
+package fofi
+
+// This file keeps the runs work-conserving: nothing that is ready waits
+// behind a call that blocks. A worker claims a run of inputs at once (a
+// claim) and hands their results over together, which is what makes quick
+// work cheap; but a call can block at any time, for a millisecond or for
+// ever, and then the rest of its claim and the results finished before it
+// would wait with it. Like the Go runtime's sysmon, which retakes the P of a
+// goroutine stuck in a system call, a watcher goroutine samples the workers'
+// claims while a run has anything at risk, and when a claim has not moved
+// for a whole watch period it takes over:
+//
+//   - the claim's unstarted tail goes back to the queue, the work is marked
+//     slow, and workers are started (or woken) for it, one input each;
+//   - the consumer is told to take the claim's finished results itself;
+//   - inputs waiting in the queue while no claim moved get a worker woken
+//     or started for them.
+//
+// Glossary, used in every file of the engine:
+//
+//	claim    inputs a worker has taken to call, consecutive indexes
+//	lane     a worker's current claim, readable by the watcher and consumer
+//	stall    a lane that has not started a call for a whole watch period
+//	steal    take a stalled lane's unstarted tail and give it back
+//	stop     end a run (lifecycle.stop); "release" is for resources only
+//	park     the watcher's sleep while nothing is at risk
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Watching. A lane that has not started a call for watchPeriod is noticed
+// at the latest 2 × watchPeriod after its call started (the watcher samples
+// once a period), plus the time the watcher takes to be scheduled: the
+// bound documented for work conservation is 1ms.
+const watchPeriod = 250 * time.Microsecond
+
+// lane is one worker's current claim: the inputs at offsets [0, end) of the
+// claim, of which the worker has started those below next. word packs
+// next<<32 | end, so that the worker starts each call with one atomic add
+// on a line of its own, and a thief lowers end with one compare-and-swap:
+// an add that takes next past end tells the worker that the rest of its
+// claim is gone. After the add for offset i, the results of offsets below
+// i are written (the add publishes them), so finished = min(next-1, end).
+//
+// mu guards what the watcher and the consumer read besides word: the
+// claim's batch (for Run and Stream) or base (for Map), and taken. The
+// worker takes mu only to begin, extend and end a claim, and to record a
+// failure; never per call.
+type lane[In, Out any] struct {
+	word atomic.Uint64
+
+	mu    sync.Mutex
+	b     *batch[In, Out] // Run and Stream: the claim's inputs and results; nil between claims
+	base  int64           // Map: the input index of offset 0
+	taken int             // results before this offset were taken by the consumer
+
+	gen     atomic.Uint32 // claims begun; tells a new claim from a stalled one with the same word
+	last    uint64        // word at the watcher's last sample; the watcher's own
+	lastGen uint32        // gen at the watcher's last sample; the watcher's own
+
+	nextLane *lane[In, Out] // the list of lanes; set before the lane is published
+	nextFree *lane[In, Out] // the free list; under lanes.mu
+	_        [48]byte       // word is written once a call: keep other lanes off its cache line
+}
+
+// laneIdle is the word of a lane with no claim: next past end.
+const laneIdle = 1 << 32
+
+// unpack splits a lane's word into next and end.
+func unpack(w uint64) (next, end int) { return int(w >> 32), int(uint32(w)) }
+
+// begin publishes a new claim of n inputs. Only the lane's worker calls it.
+func (l *lane[In, Out]) begin(b *batch[In, Out], base int64, n int) {
+	l.mu.Lock()
+	l.b, l.base, l.taken = b, base, 0
+	l.gen.Add(1)
+	l.word.Store(uint64(n))
+	l.mu.Unlock()
+}
+
+// next starts the next call of the claim: it returns the offset of the
+// input to call, or false when the claim is used up or its tail was
+// stolen. Only the lane's worker calls it.
+func (l *lane[In, Out]) next() (int, bool) {
+	n, end := unpack(l.word.Add(1 << 32))
+	return n - 1, n <= end
+}
+
+// extend grows the claim, whose calls are all done, to end. It reports
+// false if the tail was stolen meanwhile (the claim is over). Only the
+// lane's worker calls it, holding mu.
+func (l *lane[In, Out]) extend(done, end int) bool {
+	w := l.word.Load()
+	if _, e := unpack(w); e != done {
+		return false
+	}
+	l.word.Store(uint64(done)<<32 | uint64(end))
+	return true
+}
+
+// steal takes the unstarted tail of the claim, if there is one: it returns
+// its offsets [from, to). The caller holds mu.
+func (l *lane[In, Out]) steal() (from, to int, ok bool) {
+	for {
+		w := l.word.Load()
+		n, e := unpack(w)
+		if n >= e {
+			return 0, 0, false
+		}
+		if l.word.CompareAndSwap(w, uint64(n)<<32|uint64(n)) {
+			return n, e, true
+		}
+	}
+}
+
+// finished returns how many results of the claim are written.
+func (l *lane[In, Out]) finished() int {
+	n, e := unpack(l.word.Load())
+	return max(min(n-1, e), 0)
+}
+
+// lanes is the set of a run's lanes: one per worker running, reused when a
+// worker exits and another starts. It is a list that only grows at its
+// head, so that the watcher and the consumer walk it without a lock and a
+// new lane costs one allocation.
+type lanes[In, Out any] struct {
+	head atomic.Pointer[lane[In, Out]]
+	mu   sync.Mutex
+	free *lane[In, Out] // lanes of workers that exited, linked by nextFree
+}
+
+// get returns a lane for a new worker.
+func (s *lanes[In, Out]) get() *lane[In, Out] {
+	s.mu.Lock()
+	if l := s.free; l != nil {
+		s.free, l.nextFree = l.nextFree, nil
+		s.mu.Unlock()
+		return l
+	}
+	s.mu.Unlock()
+	l := &lane[In, Out]{}
+	l.word.Store(laneIdle)
+	for {
+		h := s.head.Load()
+		l.nextLane = h
+		if s.head.CompareAndSwap(h, l) {
+			return l
+		}
+	}
+}
+
+// put gives back the lane of a worker that exits; its claim is over.
+func (s *lanes[In, Out]) put(l *lane[In, Out]) {
+	l.mu.Lock()
+	l.b = nil
+	l.word.Store(laneIdle)
+	l.mu.Unlock()
+	s.mu.Lock()
+	l.nextFree, s.free = s.free, l
+	s.mu.Unlock()
+}
+
+// all ranges over the lanes so far.
+func (s *lanes[In, Out]) all(yield func(*lane[In, Out]) bool) {
+	for l := s.head.Load(); l != nil; l = l.nextLane {
+		if !yield(l) {
+			return
+		}
+	}
+}
+
+// watched is what the watcher needs of a run (Run and Stream, or Map).
+type watched[In, Out any] interface {
+	// stealFrom gives a stalled lane's unstarted tail back to the run,
+	// holding l.mu; it reports whether there was one.
+	stealFrom(l *lane[In, Out]) bool
+	// hostage reports whether a stalled lane holds finished results that
+	// the consumer has not taken, holding l.mu; it tells the consumer.
+	hostage(l *lane[In, Out]) bool
+	// stalledQueue makes sure that inputs waiting to be claimed get a
+	// worker when none was claimed for a whole period: it wakes a
+	// sleeping worker, or, when no lane moved either, starts one. It
+	// reports whether inputs wait that a worker could still be found for.
+	stalledQueue(moved bool) bool
+	// stolen is called after a sample that stole: the work is slow, and
+	// the stolen inputs need workers.
+	stolen()
+}
+
+// watcher samples a run's lanes while the run has anything at risk, and
+// parks while it has nothing.
+type watcher struct {
+	parked atomic.Bool
+	unpark chan struct{} // cap 1; sent by whoever clears parked
+}
+
+// wake unparks the watcher if it is parked. Callers change the state the
+// watcher would see first (a claim begun, an input pushed), then call wake:
+// either the watcher's check after it set parked sees the change, or wake
+// sees parked set.
+func (w *watcher) wake() {
+	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+		w.unpark <- struct{}{} // cap 1, and only the one that cleared parked sends
+	}
+}
+
+// watch is the watcher goroutine's body: it returns when done is closed.
+// It starts parked.
+func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], done <-chan struct{}) {
+	t := time.NewTimer(watchPeriod)
+	defer t.Stop()
+	risk := false
+	for {
+		if !risk {
+			// Nothing at risk: park until a claim of more than one input
+			// begins or an input is pushed (see wake). In a
+			// testing/synctest bubble a parked watcher is durably blocked,
+			// so a run whose calls all wait for ever is reported as the
+			// deadlock it is instead of ticking for ever.
+			w.parked.Store(true)
+			if sample(ls, run) {
+				if !w.parked.CompareAndSwap(true, false) {
+					<-w.unpark // a waker cleared it first; take its token
+				}
+			} else {
+				select {
+				case <-w.unpark:
+				case <-done:
+					return
+				}
+			}
+		}
+		t.Reset(watchPeriod)
+		select {
+		case <-t.C:
+		case <-done:
+			return
+		}
+		risk = sample(ls, run)
+	}
+}
+
+// sample looks at every lane once, steals the tails of stalled ones and
+// frees their results; it reports whether anything is at risk: a claim
+// with an unstarted tail or with results not handed over, or inputs
+// waiting in the queue.
+func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) bool {
+	risk, stole, moved := false, false, false
+	for l := range ls.all {
+		w, g := l.word.Load(), l.gen.Load()
+		n, e := unpack(w)
+		same := w == l.last && g == l.lastGen
+		l.last, l.lastGen = w, g
+		if !same {
+			moved = true
+		}
+		if n > e || (n <= 1 && e <= 1) {
+			// No claim, or a claim of one input: nothing waits behind it.
+			continue
+		}
+		if same && n >= 1 {
+			// Stalled: its call has run for a whole period.
+			l.mu.Lock()
+			if run.stealFrom(l) {
+				stole = true
+			}
+			held := run.hostage(l)
+			l.mu.Unlock()
+			if held {
+				risk = true
+			}
+		} else {
+			risk = true
+		}
+	}
+	if stole {
+		run.stolen()
+	}
+	if run.stalledQueue(moved && !stole) {
+		risk = true
+	}
+	return risk || stole
+}
