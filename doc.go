@@ -29,16 +29,38 @@
 // goroutines at once and must be safe for that.
 //
 // Every input is available to the workers as soon as it is pulled. When
-// the work is quick (well under 100µs a call), a worker takes a run of
+// the work is quick (well under 100µs a call), a worker claims a run of
 // consecutive inputs at once, up to a few hundred, sized so that the run
 // takes about 100µs, and hands their results over together, which is what
-// makes fofi cheap per item; slow work is taken one input at a time, and a
-// run that turns slow on the way gives its remaining inputs back to the
-// other workers. Calls for different inputs may thus run one after another
-// on one goroutine: work must not wait for another input's call to start
-// (a rendezvous between two calls can deadlock), any more than it could in
-// the loop fofi replaces. Work of a few microseconds a call, which is CPU
-// work or fofi's own overhead, never gets more goroutines than processors.
+// makes fofi cheap per item; slow work is claimed one input at a time. Work
+// of a few microseconds a call, which is CPU work or fofi's own overhead,
+// never gets more goroutines than processors.
+//
+// fofi is work-conserving, whatever the calls do: while fewer than
+// [WithConcurrency] calls of a run are in flight, an input that has been
+// pulled and waits, in the queue or in the unstarted part of a worker's
+// claim, gets a call within 1ms; and a finished result becomes deliverable
+// to the consumer within 1ms, even while the next call on its worker blocks.
+// (Exceptions, by design: the window of [WithOrdered] is full, the
+// [Limiter] makes the calls wait, or the run's [Pool] has no slot it may
+// use.) A watcher samples the workers' claims every 250µs while a run has
+// any at risk, much as the Go runtime's sysmon retakes a processor whose
+// goroutine blocks in a system call: a claim that has not started a call
+// for a whole period gives its unstarted inputs back to other workers, one
+// input each, and its finished results to the consumer. The bound holds in
+// a testing/synctest bubble too, in the bubble's time; the watcher sleeps
+// when nothing is at risk, so a run whose calls all wait for ever is still
+// reported as a deadlock there.
+//
+// So calls may wait for each other as they may in a loop run by c
+// goroutines: c calls that meet (a barrier) all run, a call may wait for
+// consume to have received an earlier result, and a permit taken in work
+// and given back in consume cannot pile up in results held back. One
+// difference remains: inputs start in roughly, not strictly, input order
+// (a claim's unstarted tail may start after inputs pulled later), so calls
+// that wait for an earlier input can fill all c slots while that input
+// waits, where a loop of c goroutines taking inputs in order would not.
+// At concurrency 1 inputs start in input order.
 //
 // The inputs iterator runs on a goroutine of fofi's and is asked for the
 // next input only while the run goes on; but fofi cannot interrupt it
