@@ -35,7 +35,16 @@ import (
 // at the latest 2 × watchPeriod after its call started (the watcher samples
 // once a period), plus the time the watcher takes to be scheduled: the
 // bound documented for work conservation is 1ms.
-const watchPeriod = 250 * time.Microsecond
+//
+// A run whose claims have stalled is heavy-tailed: its next slow call is
+// likely to come soon, in a claim of quick calls again, and every period of
+// its detection is a period that claim's inputs wait. For tailWindow after
+// a steal the watcher samples every tailPeriod instead.
+const (
+	watchPeriod = 250 * time.Microsecond
+	tailPeriod  = 50 * time.Microsecond
+	tailWindow  = 20 * time.Millisecond
+)
 
 // lane is one worker's current claim: the inputs at offsets [0, end) of the
 // claim, of which the worker has started those below next. word packs
@@ -212,7 +221,8 @@ func (w *watcher) wake() {
 func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], done <-chan struct{}) {
 	t := time.NewTimer(watchPeriod)
 	defer t.Stop()
-	risk := false
+	risk, stole := false, false
+	var lastSteal time.Time
 	for {
 		if !risk {
 			// Nothing at risk: park until a claim of more than one input
@@ -221,7 +231,7 @@ func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], do
 			// so a run whose calls all wait for ever is reported as the
 			// deadlock it is instead of ticking for ever.
 			w.parked.Store(true)
-			if sample(ls, run) {
+			if r, _ := sample(ls, run); r {
 				if !w.parked.CompareAndSwap(true, false) {
 					<-w.unpark // a waker cleared it first; take its token
 				}
@@ -233,13 +243,20 @@ func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], do
 				}
 			}
 		}
-		t.Reset(watchPeriod)
+		period := watchPeriod
+		if stole {
+			lastSteal = time.Now()
+		}
+		if !lastSteal.IsZero() && time.Since(lastSteal) < tailWindow {
+			period = tailPeriod
+		}
+		t.Reset(period)
 		select {
 		case <-t.C:
 		case <-done:
 			return
 		}
-		risk = sample(ls, run)
+		risk, stole = sample(ls, run)
 	}
 }
 
@@ -247,8 +264,8 @@ func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], do
 // frees their results; it reports whether anything is at risk: a claim
 // with an unstarted tail or with results not handed over, or inputs
 // waiting in the queue.
-func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) bool {
-	risk, stole, moved := false, false, false
+func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) (risk, stole bool) {
+	moved := false
 	for l := range ls.all {
 		w, g := l.word.Load(), l.gen.Load()
 		n, e := unpack(w)
@@ -282,5 +299,5 @@ func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) bool {
 	if run.stalledQueue(moved && !stole) {
 		risk = true
 	}
-	return risk || stole
+	return risk || stole, stole
 }
