@@ -19,15 +19,20 @@ import (
 // The worker's side. Words used below, once:
 //
 //	slot     one call a worker can run; it is "held" from the moment the
-//	         worker asks the server for an input until that input is answered
+//	         worker asks the server for an input until the call returns
 //	answer   what a worker does with an input it took: acknowledge it (its
 //	         result is stored), hand it back (Nak: another worker runs it now)
 //	         or terminate it (Term: its client no longer wants it)
 //	stop     the end of Serve, when its ctx ends
 //
-// A worker holds at most its slots' worth of inputs, counted from the pull
-// request: it never holds an input it cannot start, so an input waits in
-// the stream, where any worker may take it, rather than behind a busy one.
+// A worker holds at most its slots' worth of inputs it has not finished,
+// counted from the pull request: it never holds an input it cannot start,
+// so an input waits in the stream, where any worker may take it, rather
+// than behind a busy one. A call's slot is free again when the call
+// returns, while its result is still on its way to the server: the next
+// input is pulled during that round trip instead of after it. Results
+// waiting for the server count against the slots beyond the first slots'
+// worth, so that a slow server slows the worker down.
 const (
 	// fetchWait is how long one pull request waits for inputs on the
 	// server. It bounds how long a stopping worker waits for the pull
@@ -146,7 +151,7 @@ type worker struct {
 	wake chan struct{}  // capacity 1: a slot was released or a pull request ended
 
 	mu         sync.Mutex
-	held       int                  // slots held: asked for, or delivered and not yet answered
+	held       int                  // slots held: asked for, or delivered and not yet returned
 	fetching   int                  // pull requests open
 	stopping   bool                 // ctx ended: hand back whatever arrives
 	fatal      error                // ends serve: the connection closed, the consumer deleted
@@ -195,14 +200,12 @@ func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg con
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			if c := w.published(m); c != nil {
 				c.msg.Ack()
-				w.release(1)
 			}
 		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
 			// The result is not stored: hand the input back to be run again.
 			if c := w.published(m); c != nil {
 				c.msg.Nak()
-				w.release(1)
 			}
 		}))
 	if err != nil {
@@ -263,7 +266,7 @@ func (w *worker) serve(ctx context.Context) error {
 func (w *worker) pull(ctx context.Context, nc *nats.Conn) error {
 	for {
 		w.mu.Lock()
-		free, fatal := w.slots-w.held, w.fatal
+		free, fatal := w.slots-w.held-max(0, len(w.publishing)-w.slots), w.fatal
 		ask := free > 0 && (w.fetching == 0 || free >= max(1, w.slots/refillShare))
 		if ask {
 			w.held += free
@@ -424,21 +427,23 @@ func (w *worker) publish(c *call, status string, body []byte) {
 	w.mu.Lock()
 	w.publishing[m] = c
 	w.mu.Unlock()
+	w.release(1)
 	if _, err := w.js.PublishMsgAsync(m); err != nil {
 		if c := w.published(m); c != nil {
 			c.msg.Nak()
-			w.release(1)
 		}
 	}
 }
 
 // published forgets the result m and returns its call, or nil if it was
-// already forgotten.
+// already forgotten. It wakes the pull loop, in case results waiting for
+// the server held slots.
 func (w *worker) published(m *nats.Msg) *call {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	c := w.publishing[m]
 	delete(w.publishing, m)
+	w.mu.Unlock()
+	w.signal()
 	return c
 }
 
