@@ -230,7 +230,7 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	run, inRun := runOf(ctx, c)
+	rs := runOf(ctx, c)
 	seq := c.seq.Add(1)
 	p := &pending{name: name, done: make(chan answer, 1)}
 	c.mu.Lock()
@@ -242,7 +242,7 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 	c.mu.Unlock()
 
 	seqText := strconv.FormatUint(seq, 10)
-	m := nats.NewMsg(inPrefix + name + "." + c.id + "." + run)
+	m := nats.NewMsg(inPrefix + name + "." + c.id + "." + rs.id)
 	m.Data = data
 	m.Header.Set(jetstream.MsgIDHeader, c.id+"."+seqText)
 	m.Header.Set(hdrCall, seqText)
@@ -279,10 +279,18 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 		case <-ctx.Done():
 			c.forget(seq, stored)
 			// Cancel the call on the worker running it, if any; a worker
-			// that takes it later terminates it. Inside Run, the run
-			// purges its inputs when it stops; outside, remove the input.
-			c.nc.Publish(cancelPrefix+c.id, []byte(run+" "+seqText))
-			if !inRun && stored.seq != 0 {
+			// that takes it later terminates it. A run that stops
+			// (context.Canceled, where a call's own timeout is
+			// DeadlineExceeded) cancels all its calls with one message,
+			// at once, so that no worker starts another of them, and
+			// purges its inputs when it returns; a call outside Run
+			// removes its own input.
+			if rs.inRun && errors.Is(ctx.Err(), context.Canceled) {
+				rs.cancel()
+			} else {
+				c.nc.Publish(cancelPrefix+c.id, []byte(rs.id+" "+seqText))
+			}
+			if !rs.inRun && stored.seq != 0 {
 				withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
 					return s.DeleteMsg(ctx, stored.seq)
 				})

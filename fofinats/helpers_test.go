@@ -156,7 +156,13 @@ func watchEvents(t testing.TB, nc *nats.Conn) *events {
 // test after timeout.
 func (e *events) waitFor(t testing.TB, timeout time.Duration, what string, cond func([]string) bool) []string {
 	t.Helper()
-	deadline := time.AfterFunc(timeout, e.cond.Broadcast)
+	// Broadcast under the lock, so that it cannot fall between the
+	// waiter's check of the time and its Wait.
+	deadline := time.AfterFunc(timeout, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.cond.Broadcast()
+	})
 	defer deadline.Stop()
 	end := time.Now().Add(timeout)
 	e.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
+	"sync"
 
 	"github.com/fofi-go/fofi"
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,16 +81,15 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 	if err != nil {
 		return err
 	}
-	run := strconv.FormatUint(c.runs.Add(1), 10)
+	rs := &runState{c: c, id: strconv.FormatUint(c.runs.Add(1), 10), inRun: true}
 	opts = append([]fofi.Option{fofi.WithConcurrency(DefaultConcurrency)}, opts...)
-	err = fofi.Run(context.WithValue(ctx, runKey{}, runMark{c, run}), inputs, Remote[In, Out](c, name), consume, opts...)
+	err = fofi.Run(context.WithValue(ctx, runKey{}, rs), inputs, Remote[In, Out](c, name), consume, opts...)
 	if err != nil {
-		// The calls in flight have cancelled themselves one by one;
-		// this reaches the inputs on their way to a worker as well.
-		c.nc.Publish(cancelPrefix+c.id, []byte(run))
+		// Usually done already, by the first call that saw the run stop.
+		rs.cancel()
 	}
 	purgeErr := withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
-		return s.Purge(ctx, jetstream.WithPurgeSubject(inPrefix+name+"."+c.id+"."+run))
+		return s.Purge(ctx, jetstream.WithPurgeSubject(inPrefix+name+"."+c.id+"."+rs.id))
 	})
 	if err == nil && purgeErr != nil {
 		return fmt.Errorf("fofinats: Run(%q): purge the run's inputs: %w", name, purgeErr)
@@ -97,19 +97,31 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 	return err
 }
 
-// runKey is the context key under which Run marks its calls.
+// runKey is the context key under which Run marks its calls with its
+// *runState.
 type runKey struct{}
 
-type runMark struct {
-	c   *Client
-	run string
+// runState is what the calls of one run share.
+type runState struct {
+	c         *Client
+	id        string // "0" for calls outside Run
+	inRun     bool
+	cancelled sync.Once
 }
 
-// runOf returns the run a call belongs to: Run's, or "0" for calls made
-// outside Run.
-func runOf(ctx context.Context, c *Client) (run string, inRun bool) {
-	if m, ok := ctx.Value(runKey{}).(runMark); ok && m.c == c {
-		return m.run, true
+// cancel tells the workers, once, that the run has stopped: they cancel
+// its calls in flight and terminate its inputs that reach them later.
+func (rs *runState) cancel() {
+	rs.cancelled.Do(func() {
+		rs.c.nc.Publish(cancelPrefix+rs.c.id, []byte(rs.id))
+	})
+}
+
+// runOf returns the run a call belongs to: its Run's, or a run of its own
+// for calls made outside Run.
+func runOf(ctx context.Context, c *Client) *runState {
+	if rs, ok := ctx.Value(runKey{}).(*runState); ok && rs.c == c {
+		return rs
 	}
-	return "0", false
+	return &runState{c: c, id: "0"}
 }

@@ -217,8 +217,8 @@ func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg con
 	})
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil, fmt.Errorf("fofinats: Serve(%q): handler not provisioned (no stream %s with consumer %s): call Provision first: %w",
-			name, handlerStream(name), consumerName, err)
+		return nil, fmt.Errorf("fofinats: Serve(%q): no stream %s with consumer %s, call Provision first: %w",
+			name, handlerStream(name), consumerName, ErrNotProvisioned)
 	case err != nil:
 		return nil, fmt.Errorf("fofinats: Serve(%q): look up consumer %s of stream %s: %w", name, consumerName, handlerStream(name), err)
 	}
