@@ -221,16 +221,16 @@ func TestKillWorker(t *testing.T) {
 	}
 }
 
-// TestHeartbeat: a call three times as long as AckWait runs once.
+// TestHeartbeat: a call two and a half times as long as AckWait runs once.
 func TestHeartbeat(t *testing.T) {
 	s := startServer(t)
 	nc, js := connect(t, s)
 	ev := watchEvents(t, nc)
-	provision(t, js, "beat", fofinats.WithAckWait(500*time.Millisecond))
+	provision(t, js, "beat", fofinats.WithAckWait(time.Second))
 	startWorkers(t, s, "beat", 2, 1)
 	c := newClient(t, js)
 	err := fofinats.Run(context.Background(), c, "beat",
-		jobs(2, func(int) job { return job{Sleep: 1500 * time.Millisecond, Report: true} }),
+		jobs(2, func(int) job { return job{Sleep: 2500 * time.Millisecond, Report: true} }),
 		func(result) error { return nil })
 	if err != nil {
 		t.Fatalf("Run = %v, want nil", err)
@@ -451,7 +451,7 @@ func TestServerDown(t *testing.T) {
 		if !errors.Is(err, fofinats.ErrUnavailable) {
 			t.Errorf("Run with the server down = %v, want ErrUnavailable", err)
 		}
-		if d := time.Since(start); d > 4*timeout {
+		if d := time.Since(start); d > 6*timeout {
 			t.Errorf("Run took %v to fail, want about %v", d, timeout)
 		}
 	case <-time.After(10 * time.Second):
@@ -462,7 +462,7 @@ func TestServerDown(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "fofinats: ") {
 		t.Errorf("NewClient with the server down = %v, want an error", err)
 	}
-	if d := time.Since(start); d > 4*timeout {
+	if d := time.Since(start); d > 6*timeout {
 		t.Errorf("NewClient took %v to fail, want about %v", d, timeout)
 	}
 }
