@@ -42,7 +42,6 @@ type Client struct {
 	id  string // a NUID: names the client's subjects and call ids
 	cfg config
 
-	results jetstream.ConsumeContext
 	resCons string // the results consumer's name, deleted by Close
 	adv     *nats.Subscription
 
@@ -57,6 +56,7 @@ type Client struct {
 	calls    map[uint64]*pending         // calls waiting for an answer, by sequence number
 	inputs   map[storedInput]uint64      // stored inputs of those calls, for advisories
 	handlers map[string]jetstream.Stream // handler streams looked up so far
+	results  jetstream.ConsumeContext    // receives results; replaced by recover
 }
 
 // pending is a call waiting for its answer. Whoever removes it from
@@ -118,29 +118,11 @@ func NewClient(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Cl
 	if err := ensureResults(ctx, c.js, cfg); err != nil {
 		return nil, err
 	}
-	var cons jetstream.Consumer
-	err = withTimeout(ctx, cfg, func(ctx context.Context) error {
-		cons, err = c.js.CreateConsumer(ctx, resultsStream, jetstream.ConsumerConfig{
-			Name:              c.resCons,
-			Description:       "fofinats: results of one client",
-			FilterSubject:     outPrefix + c.id,
-			AckPolicy:         jetstream.AckExplicitPolicy,
-			MaxAckPending:     -1,
-			InactiveThreshold: resultsInactive,
-			Replicas:          cfg.replicas,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fofinats: NewClient: create consumer %s on stream %s: %w", c.resCons, resultsStream, err)
-	}
-	if c.results, err = cons.Consume(c.onResult); err != nil {
-		c.deleteConsumer()
-		return nil, fmt.Errorf("fofinats: NewClient: consume results: %w", err)
+	if err := c.subscribeResults(ctx); err != nil {
+		return nil, err
 	}
 	if c.adv, err = c.nc.Subscribe(maxDeliveriesAdvisory+">", c.onMaxDeliveries); err != nil {
-		c.results.Stop()
-		<-c.results.Closed()
+		c.stopResults()
 		c.deleteConsumer()
 		return nil, fmt.Errorf("fofinats: NewClient: subscribe to advisories: %w", err)
 	}
@@ -168,8 +150,7 @@ func (c *Client) Close() error {
 	c.failAll(ErrClosed)
 	close(c.watchDone)
 	<-c.watchExited
-	c.results.Stop()
-	<-c.results.Closed()
+	c.stopResults()
 	c.adv.Unsubscribe()
 	err := c.deleteConsumer()
 	if err == nil {
@@ -186,6 +167,72 @@ func (c *Client) Close() error {
 		return fmt.Errorf("fofinats: Close: %w", err)
 	}
 	return nil
+}
+
+// subscribeResults creates the client's consumer on the results stream
+// and starts receiving from it. Only NewClient and watch call it, never at
+// the same time.
+func (c *Client) subscribeResults(ctx context.Context) error {
+	var cons jetstream.Consumer
+	err := withTimeout(ctx, c.cfg, func(ctx context.Context) (err error) {
+		cons, err = c.js.CreateOrUpdateConsumer(ctx, resultsStream, jetstream.ConsumerConfig{
+			Name:              c.resCons,
+			Description:       "fofinats: results of one client",
+			FilterSubject:     outPrefix + c.id,
+			AckPolicy:         jetstream.AckExplicitPolicy,
+			MaxAckPending:     -1,
+			InactiveThreshold: resultsInactive,
+			Replicas:          c.cfg.replicas,
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fofinats: create consumer %s on stream %s: %w", c.resCons, resultsStream, err)
+	}
+	cc, err := cons.Consume(c.onResult)
+	if err != nil {
+		return fmt.Errorf("fofinats: consume results: %w", err)
+	}
+	c.mu.Lock()
+	c.results = cc
+	c.mu.Unlock()
+	return nil
+}
+
+// stopResults stops receiving results and waits for the results callback
+// to return.
+func (c *Client) stopResults() {
+	c.mu.Lock()
+	cc := c.results
+	c.results = nil
+	c.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+		<-cc.Closed()
+	}
+}
+
+// recoverResults checks, after the connection came back, that the server still
+// has the client's results consumer. A server that restarted has lost it
+// (and, for results in flight, possibly their messages): the calls waiting
+// then fail with ErrUnavailable instead of waiting for results that will
+// not come, and the consumer is made again for the calls to come. It
+// reports whether the consumer is in place.
+func (c *Client) recoverResults() bool {
+	err := withTimeout(context.Background(), c.cfg, func(ctx context.Context) error {
+		_, err := c.js.Consumer(ctx, resultsStream, c.resCons)
+		return err
+	})
+	switch {
+	case err == nil:
+		return true
+	case !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound):
+		return false // try again at the next tick
+	}
+	c.failAll(fmt.Errorf("fofinats: the server lost the client's results (did it restart?): %w", ErrUnavailable))
+	c.stopResults()
+	ctx := context.Background()
+	return ensureResults(ctx, c.js, c.cfg) == nil && c.subscribeResults(ctx) == nil
 }
 
 func (c *Client) deleteConsumer() error {
@@ -397,6 +444,8 @@ func (c *Client) watch() {
 	t := time.NewTicker(min(max(c.cfg.serverTimeout/10, 10*time.Millisecond), time.Second))
 	defer t.Stop()
 	var downSince time.Time
+	reconnects := c.nc.Stats().Reconnects
+	checked := true // the results consumer is known to be in place
 	for {
 		var now time.Time
 		select {
@@ -407,6 +456,12 @@ func (c *Client) watch() {
 		switch {
 		case c.nc.IsConnected():
 			downSince = time.Time{}
+			if r := c.nc.Stats().Reconnects; r != reconnects {
+				reconnects, checked = r, false
+			}
+			if !checked {
+				checked = c.recoverResults()
+			}
 		case c.nc.IsClosed():
 			c.failAll(fmt.Errorf("fofinats: connection closed: %w", ErrUnavailable))
 		case downSince.IsZero():

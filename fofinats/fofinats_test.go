@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/fofi-go/fofi"
 	"github.com/fofi-go/fofi/fofinats"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -504,5 +507,82 @@ func TestServeStops(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, []int{0, 1, 2, 3}) {
 		t.Errorf("consumed %v, want each of 0..3 once", got)
+	}
+}
+
+// TestServerRestart: a server restarted while calls wait makes them
+// finish or fail, never hang, even when the restart lost the client's
+// results consumer.
+func TestServerRestart(t *testing.T) {
+	t.Run("kept", func(t *testing.T) { testServerRestart(t, false) })
+	t.Run("lost", func(t *testing.T) { testServerRestart(t, true) })
+}
+
+func testServerRestart(t *testing.T, loseResults bool) {
+	dir := t.TempDir()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.ReconnectWait(100*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	provision(t, js, "restart")
+	c := newClient(t, js)
+	done := make(chan error, 1)
+	go func() {
+		done <- fofinats.Run(context.Background(), c, "restart", jobs(5, nil), func(result) error { return nil })
+	}()
+	for {
+		if msgs, _, _ := queued(t, js, "restart"); msgs == 5 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if loseResults {
+		out, err := js.Stream(context.Background(), "FOFI_OUT")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := out.ConsumerNames(context.Background())
+		for name := range names.Name() {
+			if err := js.DeleteConsumer(context.Background(), "FOFI_OUT", name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	port := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	opts.Port = port
+	s, err = server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	defer func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted server not ready")
+	}
+	startWorkers(t, s, "restart", 1, 4)
+	select {
+	case err := <-done:
+		if loseResults && !errors.Is(err, fofinats.ErrUnavailable) || err != nil && !errors.Is(err, fofinats.ErrUnavailable) {
+			t.Errorf("Run across a server restart = %v, want nil or ErrUnavailable", err)
+		}
+		t.Logf("Run across a server restart: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run still waiting 15s after the server restarted")
 	}
 }
