@@ -1,0 +1,520 @@
+package fofinats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The worker's side. Words used below, once:
+//
+//	slot     one call a worker can run; it is "held" from the moment the
+//	         worker asks the server for an input until the call returns
+//	answer   what a worker does with an input it took: acknowledge it (its
+//	         result is stored), hand it back (Nak: another worker runs it now)
+//	         or terminate it (Term: its client no longer wants it)
+//	stop     the end of Serve, when its ctx ends
+//
+// A worker holds at most its slots' worth of inputs it has not finished,
+// counted from the pull request: it never holds an input it cannot start,
+// so an input waits in the stream, where any worker may take it, rather
+// than behind a busy one. A call's slot is free again when the call
+// returns, while its result is still on its way to the server: the next
+// input is pulled during that round trip instead of after it. Results
+// waiting for the server count against the slots beyond the first slots'
+// worth, so that a slow server slows the worker down.
+const (
+	// fetchWait is how long one pull request waits for inputs on the
+	// server. It bounds how long a stopping worker waits for the pull
+	// requests it has open (so that it can hand back what they still bring),
+	// and so most of the time Serve takes to return; an idle worker sends
+	// one pull request per fetchWait.
+	fetchWait = 400 * time.Millisecond
+	// publishDrain is how long a stopping worker waits for the server to
+	// acknowledge the results it has published. An input whose result is
+	// not acknowledged in time is handed back, to be run again; its result
+	// is stored once all the same (message ids).
+	publishDrain = 250 * time.Millisecond
+	// retryWait is the pause after a failed pull request before the next.
+	retryWait = 250 * time.Millisecond
+	// refillShare sets when a busy worker asks for more: once a quarter of
+	// its slots are free, so that quick calls are pulled in batches, not one
+	// request per call. An idle worker asks as soon as one slot is free.
+	refillShare = 4
+	// cancelMemory is how long a worker remembers a cancelled run or call,
+	// to terminate an input of it that was already on its way when the
+	// cancellation came; cancelMemoryMax bounds the memory.
+	cancelMemory    = time.Minute
+	cancelMemoryMax = 1 << 14
+)
+
+// errCancelled is the cause of a call's context when its client cancelled
+// the call or its run.
+var errCancelled = errors.New("fofinats: call cancelled by its client")
+
+// Serve runs a worker of the handler name: it pulls inputs from the
+// handler's stream, calls work for each on its own goroutine, at most
+// [WithWorkerConcurrency] at once, and publishes each result for the client
+// that made the call. It blocks until ctx ends, then stops, and returns nil;
+// it returns an error at once if the handler is not provisioned (see
+// [Provision]), and later if the connection is closed or the handler's
+// consumer deleted. While the connection is down, Serve waits for it to
+// come back.
+//
+// Each call gets a context that ends when Serve's ctx ends or when the
+// client cancels the call (its run failed, or its own context ended); its
+// values are those of ctx. A call that returns an error after its client
+// cancelled it is terminated without an answer. A work error is sent back
+// as a [*RemoteError]; a panic in work is recovered, sent back as a
+// [*RemotePanicError], and the worker goes on serving.
+//
+// Inputs are delivered at least once: an input whose worker dies, or loses
+// its connection for longer than [WithAckWait], runs again on another
+// worker, so work must be idempotent. While a call runs, Serve tells the
+// server every AckWait/3 that the input is in progress, so a long call is
+// not redelivered while its worker lives.
+//
+// Stopping: when ctx ends, Serve asks for no more inputs and hands back
+// (Nak) every input it receives from then on, so that another worker runs
+// it at once; the calls in flight see their context end. A call that then
+// returns an error is handed back too; one that returns a result has it
+// published. Serve returns once every call has returned and its results are
+// acknowledged (or after publishDrain, 250ms, at most: unacknowledged
+// inputs are redelivered after AckWait): within about 700ms of ctx ending
+// when work returns promptly on cancellation. A work function that ignores
+// its context delays the return until it returns.
+//
+// Serve is safe to run many times at once, in one process or many; each
+// is one worker. The worker's name, reported in errors, is the host name and
+// process id.
+func Serve[In, Out any](ctx context.Context, js jetstream.JetStream, name string,
+	work func(context.Context, In) (Out, error), opts ...Option) error {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	switch {
+	case ctx == nil:
+		return optionError("Serve(%q): nil context", name)
+	case js == nil:
+		return optionError("Serve(%q): nil JetStream", name)
+	case work == nil:
+		return optionError("Serve(%q): nil work function", name)
+	}
+	codec := cfg.codec
+	handle := func(ctx context.Context, data []byte) ([]byte, error) {
+		var in In
+		if err := codec.Unmarshal(data, &in); err != nil {
+			return nil, fmt.Errorf("decode input as %T: %w", in, err)
+		}
+		out, err := work(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		b, err := codec.Marshal(out)
+		if err != nil {
+			return nil, fmt.Errorf("encode result %T: %w", out, err)
+		}
+		return b, nil
+	}
+	w, err := newWorker(ctx, js, name, cfg, handle)
+	if err != nil {
+		return err
+	}
+	return w.serve(ctx)
+}
+
+// worker is one running Serve.
+type worker struct {
+	name    string
+	id      string
+	js      jetstream.JetStream // fofinats's own: its callbacks answer inputs
+	cons    jetstream.Consumer
+	slots   int
+	ackWait time.Duration
+	handle  func(context.Context, []byte) ([]byte, error)
+
+	wg   sync.WaitGroup // the drain goroutines and the calls; waited for by serve
+	wake chan struct{}  // capacity 1: a slot was released or a pull request ended
+
+	mu         sync.Mutex
+	held       int                  // slots held: asked for, or delivered and not yet returned
+	fetching   int                  // pull requests open
+	stopping   bool                 // ctx ended: hand back whatever arrives
+	fatal      error                // ends serve: the connection closed, the consumer deleted
+	calls      map[string]*call     // running, by call key
+	publishing map[*nats.Msg]*call  // results waiting for the server's acknowledgement
+	cancelled  map[string]time.Time // recently cancelled runs and calls, by key
+}
+
+// call is one input a worker has taken.
+type call struct {
+	msg              jetstream.Msg
+	client, run, seq string
+	cancel           context.CancelCauseFunc
+}
+
+func (c *call) key() string    { return c.client + "/" + c.seq }
+func (c *call) runKey() string { return c.client + "/run/" + c.run }
+
+var workerCount atomic.Int64
+
+// workerID names a worker in errors: host:pid, and a number when one
+// process runs several.
+func workerID() string {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s:%d", host, os.Getpid())
+	if n := workerCount.Add(1); n > 1 {
+		id += fmt.Sprintf("/%d", n)
+	}
+	return id
+}
+
+func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg config,
+	handle func(context.Context, []byte) ([]byte, error)) (*worker, error) {
+	w := &worker{
+		name:       name,
+		id:         workerID(),
+		slots:      cfg.workerConcurrency,
+		handle:     handle,
+		wake:       make(chan struct{}, 1),
+		calls:      make(map[string]*call),
+		publishing: make(map[*nats.Msg]*call),
+		cancelled:  make(map[string]time.Time),
+	}
+	var err error
+	w.js, err = ownJetStream(js, cfg,
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			if c := w.published(m); c != nil {
+				c.msg.Ack()
+			}
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
+			// The result is not stored: hand the input back to be run again.
+			if c := w.published(m); c != nil {
+				c.msg.Nak()
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("fofinats: Serve(%q): %w", name, err)
+	}
+	err = withTimeout(ctx, cfg, func(ctx context.Context) error {
+		w.cons, err = w.js.Consumer(ctx, handlerStream(name), consumerName)
+		return err
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("fofinats: Serve(%q): no stream %s with consumer %s, call Provision first: %w",
+			name, handlerStream(name), consumerName, ErrNotProvisioned)
+	case err != nil:
+		return nil, fmt.Errorf("fofinats: Serve(%q): look up consumer %s of stream %s: %w", name, consumerName, handlerStream(name), err)
+	}
+	w.ackWait = w.cons.CachedInfo().Config.AckWait
+	return w, nil
+}
+
+func (w *worker) serve(ctx context.Context) error {
+	nc := w.js.Conn()
+	sub, err := nc.Subscribe(cancelPrefix+"*", w.onCancel)
+	if err != nil {
+		return fmt.Errorf("fofinats: Serve(%q): subscribe to cancellations: %w", w.name, err)
+	}
+	beatsDone := make(chan struct{}) // closed by serve once every call has returned
+	beatsExited := make(chan struct{})
+	go func() {
+		defer close(beatsExited)
+		w.beat(beatsDone)
+	}()
+
+	err = w.pull(ctx, nc)
+
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
+	// The calls' contexts derive from ctx and have ended (unless a fatal
+	// error ended the loop). The drain goroutines end with their pull
+	// requests, within fetchWait.
+	w.wg.Wait()
+	close(beatsDone)
+	<-beatsExited
+	select {
+	case <-w.js.PublishAsyncComplete():
+	case <-time.After(publishDrain):
+	}
+	// Fails the publishes still waiting, whose callbacks hand their inputs
+	// back.
+	w.js.CleanupPublisher()
+	sub.Unsubscribe()
+	return err
+}
+
+// pull asks the server for inputs while slots are free, until ctx ends or
+// a fatal error.
+func (w *worker) pull(ctx context.Context, nc *nats.Conn) error {
+	for {
+		w.mu.Lock()
+		free, fatal := w.slots-w.held-max(0, len(w.publishing)-w.slots), w.fatal
+		ask := free > 0 && (w.fetching == 0 || free >= max(1, w.slots/refillShare))
+		if ask {
+			w.held += free
+			w.fetching++
+		}
+		w.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if ask {
+			batch, err := w.cons.Fetch(free, jetstream.FetchMaxWait(fetchWait))
+			if err != nil {
+				w.mu.Lock()
+				w.held -= free
+				w.fetching--
+				w.mu.Unlock()
+				if nc.IsClosed() {
+					return fmt.Errorf("fofinats: Serve(%q): connection closed: %w", w.name, err)
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(retryWait):
+				}
+				continue
+			}
+			w.wg.Go(func() { w.drain(ctx, batch, free) })
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		}
+	}
+}
+
+// drain starts a call for every input a pull request brings, then releases
+// the slots it asked for and did not get.
+func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch, asked int) {
+	got := 0
+	for msg := range batch.Messages() {
+		got++
+		w.take(ctx, msg)
+	}
+	err := batch.Error()
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		w.mu.Lock()
+		w.fatal = fmt.Errorf("fofinats: Serve(%q): consumer deleted: %w", w.name, err)
+		w.mu.Unlock()
+	case err != nil:
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryWait):
+		}
+	}
+	w.mu.Lock()
+	w.held -= asked - got
+	w.fetching--
+	w.mu.Unlock()
+	w.signal()
+}
+
+// take starts a call for msg, or answers it at once: hands it back if the
+// worker is stopping, terminates it if its client cancelled it.
+func (w *worker) take(ctx context.Context, msg jetstream.Msg) {
+	c := &call{msg: msg}
+	// The subject is fofi.in.<name>.<client>.<run>.
+	rest := strings.TrimPrefix(msg.Subject(), inPrefix+w.name+".")
+	c.client, c.run, _ = strings.Cut(rest, ".")
+	c.seq = msg.Headers().Get(hdrCall)
+
+	w.mu.Lock()
+	stopping := w.stopping
+	_, runCancelled := w.cancelled[c.runKey()]
+	_, callCancelled := w.cancelled[c.key()]
+	if !stopping && !runCancelled && !callCancelled {
+		var callCtx context.Context
+		callCtx, c.cancel = context.WithCancelCause(ctx)
+		w.calls[c.key()] = c
+		w.mu.Unlock()
+		w.wg.Go(func() { w.run(callCtx, c) })
+		return
+	}
+	w.mu.Unlock()
+	if stopping {
+		msg.Nak()
+	} else {
+		msg.Term()
+	}
+	w.release(1)
+}
+
+// run calls work for c and answers its input.
+func (w *worker) run(ctx context.Context, c *call) {
+	status, body := statusPanic, []byte(nil)
+	returned := false
+	defer func() {
+		if !returned {
+			// A panic on a worker is recovered and sent back instead of
+			// crashing the process, unlike fofi, which replays a panic on
+			// the caller's goroutine: here the caller is another process.
+			// Crashing would lose every call the worker runs, and the input
+			// would be redelivered to crash the next worker in turn. The
+			// caller still learns of it, with the value and this stack, as
+			// a *RemotePanicError; nothing is delayed or lost. A Goexit
+			// (recover returns nil) is reported the same way.
+			v := recover()
+			if v == nil {
+				v = "runtime.Goexit called"
+			}
+			body, _ = json.Marshal(panicReport{Value: fmt.Sprint(v), Stack: debug.Stack()})
+		}
+		cancelled := errors.Is(context.Cause(ctx), errCancelled)
+		stopped := ctx.Err() != nil
+		c.cancel(nil)
+		w.mu.Lock()
+		delete(w.calls, c.key())
+		w.mu.Unlock()
+		switch {
+		case cancelled && status != statusOK:
+			// Nobody waits for it.
+			c.msg.Term()
+			w.release(1)
+		case stopped && status == statusError:
+			// Serve is stopping: another worker runs it now.
+			c.msg.Nak()
+			w.release(1)
+		default:
+			w.publish(c, status, body)
+		}
+	}()
+	out, err := w.handle(ctx, c.msg.Data())
+	returned = true
+	if err != nil {
+		status, body = statusError, []byte(err.Error())
+	} else {
+		status, body = statusOK, out
+	}
+}
+
+// panicReport is the body of a statusPanic result.
+type panicReport struct {
+	Value string `json:"value"`
+	Stack []byte `json:"stack"`
+}
+
+// publish stores c's result for its client. The input is acknowledged when
+// the server acknowledges the result (see newWorker): a worker that dies in
+// between leaves the input to be run again, never a result lost.
+func (w *worker) publish(c *call, status string, body []byte) {
+	m := nats.NewMsg(outPrefix + c.client)
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, c.client+"."+c.seq)
+	m.Header.Set(hdrCall, c.seq)
+	m.Header.Set(hdrWorker, w.id)
+	m.Header.Set(hdrStatus, status)
+	w.mu.Lock()
+	w.publishing[m] = c
+	w.mu.Unlock()
+	w.release(1)
+	if _, err := w.js.PublishMsgAsync(m); err != nil {
+		if c := w.published(m); c != nil {
+			c.msg.Nak()
+		}
+	}
+}
+
+// published forgets the result m and returns its call, or nil if it was
+// already forgotten. It wakes the pull loop, in case results waiting for
+// the server held slots.
+func (w *worker) published(m *nats.Msg) *call {
+	w.mu.Lock()
+	c := w.publishing[m]
+	delete(w.publishing, m)
+	w.mu.Unlock()
+	w.signal()
+	return c
+}
+
+// release gives back n slots and wakes the pull loop.
+func (w *worker) release(n int) {
+	w.mu.Lock()
+	w.held -= n
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *worker) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// beat tells the server, every AckWait/3, that the running calls are in
+// progress, until done is closed.
+func (w *worker) beat(done <-chan struct{}) {
+	t := time.NewTicker(w.ackWait / 3)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		msgs = msgs[:0]
+		w.mu.Lock()
+		for _, c := range w.calls {
+			msgs = append(msgs, c.msg)
+		}
+		w.mu.Unlock()
+		for _, m := range msgs {
+			m.InProgress()
+		}
+	}
+}
+
+// onCancel handles a cancellation from a client, on fofi.cancel.<client>:
+// its body is "<run>" for a whole run, "<run> <seq>" for one call. It
+// cancels the matching calls and remembers the cancellation, for inputs
+// still on their way.
+func (w *worker) onCancel(m *nats.Msg) {
+	client := strings.TrimPrefix(m.Subject, cancelPrefix)
+	run, seq, oneCall := strings.Cut(string(m.Data), " ")
+	probe := call{client: client, run: run, seq: seq}
+	key := probe.runKey()
+	if oneCall {
+		key = probe.key()
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.cancelled) >= cancelMemoryMax {
+		for k, t := range w.cancelled {
+			if now.Sub(t) > cancelMemory {
+				delete(w.cancelled, k)
+			}
+		}
+		if len(w.cancelled) >= cancelMemoryMax {
+			clear(w.cancelled)
+		}
+	}
+	w.cancelled[key] = now
+	for _, c := range w.calls {
+		if c.client == client && (oneCall && c.seq == seq || !oneCall && c.run == run) {
+			c.cancel(errCancelled)
+		}
+	}
+}
