@@ -659,21 +659,15 @@ func (r *run[In, Out]) stalledQueue(moved bool) bool {
 	return true
 }
 
-// stolen marks the work slow, so that the inputs stolen are claimed one at
-// a time, and starts workers for them (see watched).
+// stolen starts workers for the inputs stolen, one each (see watched).
+// The work is not marked slow: a claim also stalls when its worker is
+// merely waiting for a processor, and CPU work marked slow would be handed
+// over one result at a time.
 func (r *run[In, Out]) stolen() {
 	if r.stopped() {
 		return
 	}
-	r.markSlow()
-	r.startWorkers(r.workersNeeded())
-}
-
-// markSlow records that a call has run for at least a watch period.
-func (r *run[In, Out]) markSlow() {
-	if r.workNs.Load() < int64(watchPeriod) {
-		r.workNs.Store(int64(watchPeriod))
-	}
+	r.startWorkers(r.q.retItems.Load() - r.starting.Load())
 }
 
 // sleep waits for inputs (see queue.sleep). When the run is observed, a

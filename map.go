@@ -241,7 +241,7 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 		m.retMu.Lock()
 		if n := len(m.returned); n > 0 {
 			r := &m.returned[n-1]
-			s := span{r.start, min(r.start+k, r.end)}
+			s := span{r.start, r.start + 1} // one at a time (see queue.claim)
 			m.retItems.Add(s.start - s.end)
 			if r.start = s.end; r.start == r.end {
 				m.returned = m.returned[:n-1]
@@ -425,14 +425,11 @@ func (m *mapRun[In, Out]) stalledQueue(moved bool) bool {
 	return true
 }
 
-// stolen marks the work slow and starts workers for the inputs stolen
-// (see watched).
+// stolen starts workers for the inputs stolen, one each (see
+// run.stolen).
 func (m *mapRun[In, Out]) stolen() {
 	if m.stopped() {
 		return
 	}
-	if m.workNs.Load() < int64(watchPeriod) {
-		m.workNs.Store(int64(watchPeriod))
-	}
-	m.startWorkers(m.workersNeeded())
+	m.startWorkers(m.retItems.Load() - m.starting.Load())
 }

@@ -141,7 +141,7 @@ func (q *queue[In]) wakeOne() {
 	}
 }
 
-// claim takes up to k inputs, given-back ones first, else the oldest
+// claim takes one given-back input, or else up to k of the oldest
 // published ones, and appends them to in. It returns the index of the
 // first. A claim of given-back inputs wakes another sleeping worker for
 // the rest, so that inputs that turned slow spread over the workers: a
@@ -152,7 +152,10 @@ func (q *queue[In]) claim(k int64, in []In) (start int64, _ []In, ok bool) {
 		q.mu.Lock()
 		if n := len(q.returned); n > 0 {
 			r := &q.returned[n-1]
-			take := min(int64(len(r.in)), k)
+			// One at a time: inputs are given back because a call
+			// before them stalled, so the next may stall too, and
+			// each is worth a worker of its own.
+			take := int64(1)
 			start, in = r.start, append(in, r.in[:take]...)
 			q.retItems.Add(-take)
 			if r.start += take; int64(len(r.in)) > take {

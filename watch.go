@@ -38,8 +38,10 @@ import (
 //
 // A run whose claims have stalled is heavy-tailed: its next slow call is
 // likely to come soon, in a claim of quick calls again, and every period of
-// its detection is a period that claim's inputs wait. For tailWindow after
-// a steal the watcher samples every tailPeriod instead.
+// its detection is a period that claim's inputs wait. So for tailWindow
+// after a steal the watcher samples every tailPeriod instead. (A timer under
+// a millisecond still fires about a millisecond late while every processor
+// is idle: the runtime's netpoller waits in whole milliseconds.)
 const (
 	watchPeriod = 250 * time.Microsecond
 	tailPeriod  = 50 * time.Microsecond
@@ -238,6 +240,12 @@ func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], do
 			} else {
 				select {
 				case <-w.unpark:
+					// Take the baseline now, so that a claim that stalls
+					// from its first call is noticed at the next sample,
+					// not the one after: a timer under a millisecond
+					// fires a millisecond late while every processor is
+					// idle (the netpoller's timeout is in milliseconds).
+					_, stole = sample(ls, run)
 				case <-done:
 					return
 				}
