@@ -89,6 +89,9 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 					return false
 				}
 			}
+			// Results finished later in the same lanes are the watcher's
+			// to notice again; it may have parked meanwhile (see hostage).
+			r.watcher.wake()
 			continue
 		}
 		if !handle(b) {

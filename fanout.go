@@ -629,9 +629,10 @@ func (r *run[In, Out]) hostage(l *lane[In, Out]) bool {
 	}
 	select {
 	case r.nudge <- struct{}{}:
+		return true
 	default: // a nudge is pending already
+		return false
 	}
-	return true
 }
 
 // stalledQueue gets a worker for inputs that wait in the queue while no
@@ -697,6 +698,9 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lane[I
 		return 0, false
 	}
 	defer r.slots.release(borrowed)
+	if len(b.in) > 1 {
+		r.watcher.wake() // it may have parked while this worker waited (see sample)
+	}
 	return r.process(ctx, l, b)
 }
 

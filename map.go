@@ -328,6 +328,9 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, l *lane[
 		return 0, false
 	}
 	defer m.slots.release(borrowed)
+	if _, end := unpack(l.word.Load()); end > 1 {
+		m.watcher.wake() // it may have parked while this worker waited (see sample)
+	}
 	return m.processRange(ctx, l)
 }
 

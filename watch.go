@@ -188,8 +188,12 @@ type watched[In, Out any] interface {
 	// stealFrom gives a stalled lane's unstarted tail back to the run,
 	// holding l.mu; it reports whether there was one.
 	stealFrom(l *lane[In, Out]) bool
-	// hostage reports whether a stalled lane holds finished results that
-	// the consumer has not taken, holding l.mu; it tells the consumer.
+	// hostage tells the consumer to take the finished results of a
+	// stalled lane, holding l.mu. It reports whether it told it now: a
+	// nudge still pending is the consumer's to take, and the consumer
+	// wakes the watcher once it has (a consumer stuck in user code is no
+	// risk the watcher can do anything about, and must not keep it
+	// sampling for ever).
 	hostage(l *lane[In, Out]) bool
 	// stalledQueue makes sure that inputs waiting to be claimed get a
 	// worker when none was claimed for a whole period: it wakes a
@@ -286,7 +290,17 @@ func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) (risk, stole 
 			// No claim, or a claim of one input: nothing waits behind it.
 			continue
 		}
-		if same && n >= 1 {
+		if same && n == 0 {
+			// Begun but no call started for a whole period: the worker
+			// waits for a slot of the run's Pool, which work conservation
+			// excepts. Its worker wakes the watcher once it has the slot
+			// (see processWithSlot). The claim is not stolen: a claim
+			// must make a call, or Map would count it complete with none
+			// and an ordered Run would deliver an empty batch at the
+			// start index of the inputs stolen from it.
+			continue
+		}
+		if same {
 			// Stalled: its call has run for a whole period.
 			l.mu.Lock()
 			if run.stealFrom(l) {
