@@ -246,7 +246,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 // workers start workers only from a goroutine of the group, which Wait is
 // waiting for, so Go never races with a Wait that could return.
 func (r *run[In, Out]) shutdown() {
-	r.release()
+	r.close()
 	r.feeder.Wait()
 	r.watching.Wait()
 	r.workers.Wait()

@@ -50,7 +50,7 @@ type lifecycle struct {
 	reason      atomic.Pointer[stopCause] // the first reason of the run's own, set before halted
 	stopAfter   func() bool               // unregisters the AfterFunc
 	afterFuncOK chan struct{}             // closed when the AfterFunc has run
-	released    bool                      // release has run; owned by the caller
+	closed      bool                      // close has run; owned by the caller
 
 	mu       sync.Mutex
 	panicked *PanicError // the first panic of a goroutine of the run
@@ -114,15 +114,15 @@ func (l *lifecycle) stop(err error) {
 	l.cancel(l.reason.Load())
 }
 
-// release stops the run, if it is still going, and waits for the
+// close stops the run, if it is still going, and waits for the
 // AfterFunc's goroutine if it was started, so that nothing of the
 // lifecycle runs afterwards. Only the caller's goroutine calls it; calls
 // after the first do nothing.
-func (l *lifecycle) release() {
-	if l.released {
+func (l *lifecycle) close() {
+	if l.closed {
 		return
 	}
-	l.released = true
+	l.closed = true
 	// Unregister first, so that the stop below starts no goroutine.
 	if !l.stopAfter() {
 		<-l.afterFuncOK

@@ -141,7 +141,7 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 
 // shutdown stops the run and waits for its goroutines. It may run twice.
 func (m *mapRun[In, Out]) shutdown() {
-	m.release()
+	m.close()
 	m.watching.Wait()
 	m.g.Wait()
 }

@@ -22,7 +22,8 @@ package fofi
 //	lane     a worker's current claim, readable by the watcher and consumer
 //	stall    a lane that has not started a call for a whole watch period
 //	steal    take a stalled lane's unstarted tail and give it back
-//	stop     end a run (lifecycle.stop); "release" is for resources only
+//	stop     end a run (lifecycle.stop; lifecycle.close stops and waits)
+//	release  give back a resource: a Pool slot, a ring, a batch
 //	park     the watcher's sleep while nothing is at risk
 
 import (
