@@ -21,41 +21,10 @@ type batch[In, Out any] struct {
 	total int64 // ... this many
 }
 
-// Batch sizing. A worker claims about batchTarget worth of inputs at a
-// time: long enough that the cost of handing the results over (a channel
-// send, a goroutine wake-up, and the wait for an idle processor to pick the
-// woken goroutine up, which on a busy machine is tens of microseconds) is
-// small per item, short enough that it delays no result noticeably. 25µs
-// batches left CPU-bound work at 1.3x the loop's speed on two cores, 100µs
-// ones at 1.7x (BenchmarkFanOut/work=cpu1us). Claims start at 1 input,
-// grow after each batch to half of batchTarget's worth at once, or double
-// if that is more, and fall at once when the work gets slower, so
-// latency-bound work is claimed one input at a time; a batch that turns
-// slow on the way gives the rest of its inputs back (see run.calls).
-const (
-	batchTarget = 100 * time.Microsecond
-	maxBatch    = 256
-	// A batch checks the clock after its first call and every
-	// clockEvery calls after that, to notice that it has turned slow.
-	clockEvery = 8
-	// Work under tinyWork a call gets no more workers than processors.
-	tinyWork = 5 * time.Microsecond
-)
-
 // nextBatchSize chooses a worker's next claim from its last one, k, and the
 // work time per item it measured, perItem.
 func (r *run[In, Out]) nextBatchSize(k int64, perItem time.Duration) int64 {
 	return nextClaim(k, perItem, r.batchLimit())
-}
-
-// nextClaim is the claim after one of k inputs that took perItem each:
-// twice k, or half of batchTarget's worth if that is more, so that a worker
-// whose first claims were made before the work was measured does not ramp
-// up one doubling per batch, paying a hand-over for each; never more than
-// batchTarget's worth, nor than limit.
-func nextClaim(k int64, perItem time.Duration, limit int64) int64 {
-	perItem = max(perItem, 1)
-	return max(1, min(max(2*k, int64(batchTarget/(2*perItem))), int64(batchTarget/perItem), limit))
 }
 
 // firstBatchSize is a new worker's first claim: one input while the work

@@ -317,58 +317,26 @@ func (r *run[In, Out]) feederAsks(pulled int64) bool {
 	return r.workNs.Load() != 0 || r.starting.Load() == 0
 }
 
-// workersNeeded reports how many more workers would help: one when there
-// is none yet; none while one sleeps; for slow work (or
-// inputs given back by a batch that turned slow) one for every input
-// waiting that no worker about to start will take, so that latency-bound
-// work gets its workers at once; before the first call is measured, up to
-// twice as many workers as have claimed an input; for quick work one at a
-// time, once a full batch waits, none while the run's Pool has no slot
-// free, and for work of a few microseconds no more than processors.
-// The errgroup's limit caps it all at concurrency.
+// workersNeeded reports how many more workers would help (see the
+// function workersNeeded in policy.go).
 func (r *run[In, Out]) workersNeeded() int64 {
-	started := r.started.Load()
-	if started == 0 {
-		return 1
+	s := snapshot{
+		concurrency: int64(r.cfg.concurrency),
+		procs:       int64(runtime.GOMAXPROCS(0)),
+		started:     r.started.Load(),
+		starting:    r.starting.Load(),
+		sleepers:    int64(r.q.sleepers.Load()),
+		backlog:     r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load(),
+		work:        time.Duration(r.workNs.Load()),
+		batch:       r.batchLimit(),
 	}
-	if r.q.sleepers.Load() > 0 {
-		return 0
+	if s.work == 0 {
+		s.slowSoFar = r.slowSoFar()
 	}
-	starting := r.starting.Load()
-	backlog := r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load()
-	if !r.quick() {
-		if r.workNs.Load() == 0 && !r.slowSoFar() {
-			// Not measured yet, and not known to be slow either: at most
-			// twice as many workers as have claimed an input, so that
-			// slow work has its workers after a few generations of
-			// start-and-claim instead of one per claim, and quick work,
-			// measured as soon as its first call returns, does not get
-			// them all at once.
-			return min(backlog-starting, started-2*starting)
-		}
-		return min(backlog-starting, int64(r.cfg.concurrency)-started)
+	if r.slots != nil && s.work > 0 && s.work < batchTarget {
+		s.poolFull = r.slots.pool.full()
 	}
-	if starting > 0 {
-		return 0 // the last worker started has not claimed yet
-	}
-	if r.slots != nil && r.slots.pool.full() {
-		// A new worker would only wait for a slot. Slow work starts its
-		// workers all the same: each waits in the pool's queue for a
-		// call at a time, and a run's share of the slots is its number
-		// of workers waiting. A worker of quick work takes a whole batch
-		// with each slot, so one per run is its share.
-		return 0
-	}
-	// Work of a few microseconds a call is CPU work, or so cheap that
-	// fofi's own hand-over dominates: workers beyond the processors only
-	// contend for them.
-	if time.Duration(r.workNs.Load()) < tinyWork && started >= int64(runtime.GOMAXPROCS(0)) {
-		return 0
-	}
-	if backlog >= r.batchLimit() {
-		return 1
-	}
-	return 0
+	return workersNeeded(s)
 }
 
 // startWorkers starts up to n workers, fewer if concurrency of them run.

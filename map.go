@@ -187,35 +187,26 @@ func (m *mapRun[In, Out]) startWorker() bool {
 	return true
 }
 
-// workersNeeded reports how many more workers would help, as
-// run.workersNeeded does: for slow work, one for every input left, at
-// once; before the first call is measured, up to twice as many workers as
-// have claimed a range; for quick work, none while one is starting or
-// the run's Pool has no slot free, and for work of a few microseconds no
-// more than processors.
+// workersNeeded reports how many more workers would help (see the
+// function workersNeeded in policy.go). Map's workers never sleep, and any
+// input left is worth a worker of quick work.
 func (m *mapRun[In, Out]) workersNeeded() int64 {
-	started, starting := m.started.Load(), m.starting.Load()
-	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
-	if left <= 0 || started >= int64(m.cfg.concurrency) {
-		return 0
+	s := snapshot{
+		concurrency: int64(m.cfg.concurrency),
+		procs:       int64(runtime.GOMAXPROCS(0)),
+		started:     m.started.Load(),
+		starting:    m.starting.Load(),
+		backlog:     max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load(),
+		work:        time.Duration(m.workNs.Load()),
+		batch:       1,
 	}
-	work := time.Duration(m.workNs.Load())
-	slow := work >= batchTarget || work == 0 && m.slowSoFar()
-	switch {
-	case slow:
-		return min(left-starting, int64(m.cfg.concurrency)-started)
-	case work == 0:
-		// Not measured yet: at most twice as many workers as have
-		// claimed a range (see run.workersNeeded).
-		return min(left-starting, started-2*starting)
-	case starting > 0:
-		return 0
-	case m.slots != nil && m.slots.pool.full():
-		return 0 // see run.workersNeeded
-	case work > 0 && work < tinyWork && started >= int64(runtime.GOMAXPROCS(0)):
-		return 0
+	if s.work == 0 {
+		s.slowSoFar = m.slowSoFar()
 	}
-	return 1
+	if m.slots != nil && s.work > 0 && s.work < batchTarget {
+		s.poolFull = m.slots.pool.full()
+	}
+	return workersNeeded(s)
 }
 
 // slowSoFar reports whether the first call, not finished yet, has been

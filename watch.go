@@ -32,23 +32,6 @@ import (
 	"time"
 )
 
-// Watching. A lane that has not started a call for watchPeriod is noticed
-// at the latest 2 × watchPeriod after its call started (the watcher samples
-// once a period), plus the time the watcher takes to be scheduled: the
-// bound documented for work conservation is 1ms.
-//
-// A run whose claims have stalled is heavy-tailed: its next slow call is
-// likely to come soon, in a claim of quick calls again, and every period of
-// its detection is a period that claim's inputs wait. So for tailWindow
-// after a steal the watcher samples every tailPeriod instead. (A timer under
-// a millisecond still fires about a millisecond late while every processor
-// is idle: the runtime's netpoller waits in whole milliseconds.)
-const (
-	watchPeriod = 250 * time.Microsecond
-	tailPeriod  = 50 * time.Microsecond
-	tailWindow  = 20 * time.Millisecond
-)
-
 // lane is one worker's current claim: the inputs at offsets [0, end) of the
 // claim, of which the worker has started those below next. word packs
 // next<<32 | end, so that the worker starts each call with one atomic add
