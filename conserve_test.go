@@ -21,7 +21,8 @@ import (
 // block. Each runs in a testing/synctest bubble, where a stuck run is a
 // deadlock that fails the test, and in real time, under a deadline.
 
-// conserveBound is the documented bound: an input that waits, or a finished
+// conserveBound is a bound within the documented one for a synctest
+// bubble (two watch periods, 500µs): an input that waits, or a finished
 // result, waits at most this long behind a call that blocks.
 const conserveBound = time.Millisecond
 
