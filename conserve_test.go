@@ -21,10 +21,10 @@ import (
 // block. Each runs in a testing/synctest bubble, where a stuck run is a
 // deadlock that fails the test, and in real time, under a deadline.
 
-// conserveBound is a bound within the documented one for a synctest
-// bubble (two watch periods, 500µs): an input that waits, or a finished
-// result, waits at most this long behind a call that blocks.
-const conserveBound = time.Millisecond
+// conserveBound is the documented bound in a synctest bubble (two watch
+// periods): an input that waits, or a finished result, waits at most this
+// long behind a call that blocks.
+const conserveBound = 500 * time.Microsecond
 
 // inBubbleAndRealTime runs f in a synctest bubble and in real time, with a
 // context that the real-time run gives a deadline, so that a hang fails
