@@ -353,3 +353,76 @@ func TestQuickAndBlockingMix(t *testing.T) {
 		})
 	}
 }
+
+// TestResultsNotHeldBehindBlockedCall: results finished before a call that
+// blocks reach consume within the bound, in the bubble's time, while that
+// call still blocks: for Run and Stream, in completion and in input order.
+func TestResultsNotHeldBehindBlockedCall(t *testing.T) {
+	for _, e := range orderedEntries {
+		if e.name == "Map" {
+			continue // Map has no consumer
+		}
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const quick, n = 3000, 3001
+				release := make(chan struct{})
+				var mu sync.Mutex
+				returned := make([]time.Time, n)
+				var late []string
+				got := 0
+				work := func(ctx context.Context, x int) (int, error) {
+					if x == quick { // blocks until every result before it has arrived
+						select {
+						case <-release:
+						case <-ctx.Done():
+							return 0, ctx.Err()
+						}
+					}
+					mu.Lock()
+					returned[x] = time.Now()
+					mu.Unlock()
+					return x, nil
+				}
+				consume := func(v int) {
+					mu.Lock()
+					if wait := time.Since(returned[v]); wait > conserveBound {
+						late = append(late, fmt.Sprintf("result %d after %v", v, wait))
+					}
+					mu.Unlock()
+					if got++; got == quick {
+						close(release)
+					}
+				}
+				// WithConcurrency(1): the calls after the blocked one, in
+				// its claim, are not taken by another worker, so only the
+				// hand-over of results can let the run finish.
+				var err error
+				if e.name == "Run" || e.name == "RunOrdered" {
+					opts := []fofi.Option{fofi.WithConcurrency(1)}
+					if e.name == "RunOrdered" {
+						opts = append(opts, fofi.WithOrdered())
+					}
+					err = fofi.Run(t.Context(), seq(quick+1), work, func(v int) error { consume(v); return nil }, opts...)
+				} else {
+					opts := []fofi.Option{fofi.WithConcurrency(1)}
+					if e.name == "StreamOrdered" {
+						opts = append(opts, fofi.WithOrdered())
+					}
+					for v, ierr := range fofi.Stream(t.Context(), seq(quick+1), work, opts...) {
+						if ierr != nil {
+							err = ierr
+							break
+						}
+						consume(v)
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(late) > 0 {
+					t.Errorf("results reached consume later than %v after their call returned: %v", conserveBound, late[:min(len(late), 5)])
+				}
+			})
+		})
+	}
+}
