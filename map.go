@@ -81,7 +81,7 @@ type mapRun[In, Out any] struct {
 
 	// Ranges given back by a worker whose range turned slow.
 	retMu     sync.Mutex
-	returned  []span
+	returned  []returnedSpan
 	nReturned atomic.Int32 // len(returned)
 	retItems  atomic.Int64 // inputs in returned
 	// completed counts the calls whose result (or recorded failure) is
@@ -171,6 +171,13 @@ func (m *mapRun[In, Out]) wait() {
 // span is a range of input indexes, [start, end).
 type span struct{ start, end int64 }
 
+// returnedSpan is a range given back by a stalled worker, claimed one
+// input at first, then doubling (see queue.claim).
+type returnedSpan struct {
+	span
+	claim int64
+}
+
 // startWorker starts a worker unless concurrency of them run already.
 func (m *mapRun[In, Out]) startWorker() bool {
 	m.started.Add(1)
@@ -232,7 +239,8 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 		m.retMu.Lock()
 		if n := len(m.returned); n > 0 {
 			r := &m.returned[n-1]
-			s := span{r.start, r.start + 1} // one at a time (see queue.claim)
+			s := span{r.start, min(r.start+min(r.claim, k), r.end)} // see returnedSpan
+			r.claim = min(2*r.claim, maxBatch)
 			m.retItems.Add(s.start - s.end)
 			if r.start = s.end; r.start == r.end {
 				m.returned = m.returned[:n-1]
@@ -396,7 +404,7 @@ func (m *mapRun[In, Out]) stealFrom(l *lane[In, Out]) bool {
 		return false
 	}
 	m.retMu.Lock()
-	m.returned = append(m.returned, span{l.base + int64(from), l.base + int64(to)})
+	m.returned = append(m.returned, returnedSpan{span{l.base + int64(from), l.base + int64(to)}, 1})
 	m.nReturned.Add(1)
 	m.retItems.Add(int64(to - from))
 	m.retMu.Unlock()

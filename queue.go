@@ -56,6 +56,7 @@ type slot[In any] struct {
 type returnedInputs[In any] struct {
 	start int64
 	in    []In
+	claim int64 // the next claim's size: 1, then doubling (see claim)
 }
 
 // Ring sizes are powers of two, ringSizes of them, from minRingSize, for a
@@ -141,8 +142,8 @@ func (q *queue[In]) wakeOne() {
 	}
 }
 
-// claim takes one given-back input, or else up to k of the oldest
-// published ones, and appends them to in. It returns the index of the
+// claim takes given-back inputs (one at first, then doubling), or else
+// up to k of the oldest published ones, and appends them to in. It returns the index of the
 // first. A claim of given-back inputs wakes another sleeping worker for
 // the rest, so that inputs that turned slow spread over the workers: a
 // worker that measured them slow claims them one at a time.
@@ -152,10 +153,14 @@ func (q *queue[In]) claim(k int64, in []In) (start int64, _ []In, ok bool) {
 		q.mu.Lock()
 		if n := len(q.returned); n > 0 {
 			r := &q.returned[n-1]
-			// One at a time: inputs are given back because a call
-			// before them stalled, so the next may stall too, and
-			// each is worth a worker of its own.
-			take := int64(1)
+			// One at first, then doubling: inputs are given back
+			// because a call before them stalled, so the next may
+			// stall too and is worth a worker of its own; but a claim
+			// stalls also when its worker merely waits for a processor,
+			// and quick work claimed one input at a time would be
+			// handed over one result at a time.
+			take := min(int64(len(r.in)), r.claim, k)
+			r.claim = min(2*r.claim, maxBatch)
 			start, in = r.start, append(in, r.in[:take]...)
 			q.retItems.Add(-take)
 			if r.start += take; int64(len(r.in)) > take {
@@ -227,7 +232,7 @@ func (q *queue[In]) pending() bool {
 // again, and wakes a sleeping worker for them.
 func (q *queue[In]) giveBack(start int64, in []In) {
 	q.mu.Lock()
-	q.returned = append(q.returned, returnedInputs[In]{start, append([]In(nil), in...)})
+	q.returned = append(q.returned, returnedInputs[In]{start, append([]In(nil), in...), 1})
 	q.nReturned.Add(1)
 	q.retItems.Add(int64(len(in)))
 	q.mu.Unlock()
