@@ -113,11 +113,7 @@ func (r *run[In, Out]) takeHeld() []*batch[In, Out] {
 				nb := r.newBatch(int64(done - l.taken))
 				nb.start = b.start + l.taken
 				nb.out = append(nb.out, b.out[l.taken:done]...)
-				for _, te := range b.errs {
-					if te.Index >= nb.start && te.Index < b.start+done {
-						nb.errs = append(nb.errs, te)
-					}
-				}
+				nb.errs = errsIn(nb.errs, b.errs, nb.start, b.start+done)
 				l.taken = done
 				got = append(got, nb)
 				if r.obs != nil {

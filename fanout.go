@@ -517,14 +517,20 @@ func (r *run[In, Out]) endClaim(l *lane[In, Out], b *batch[In, Out]) *batch[In, 
 	clear(b.out[n:])
 	b.out = b.out[:n]
 	b.start += from
-	errs := b.errs[:0]
-	for _, te := range b.errs {
-		if te.Index >= b.start {
-			errs = append(errs, te)
+	b.errs = errsIn(b.errs[:0], b.errs, b.start, b.start+n)
+	return b
+}
+
+// errsIn appends to dst the failures in errs whose input index is in
+// [from, to), keeping their order. dst may share errs' array: it never
+// gets ahead of the reading.
+func errsIn(dst, errs []*TaskError, from, to int) []*TaskError {
+	for _, te := range errs {
+		if te.Index >= from && te.Index < to {
+			dst = append(dst, te)
 		}
 	}
-	b.errs = errs
-	return b
+	return dst
 }
 
 // fill processes the claim of b, then, while b holds fewer than k inputs
@@ -569,7 +575,7 @@ func (r *run[In, Out]) claimAfter(l *lane[In, Out], b *batch[In, Out], next, n i
 		return false
 	}
 	b.in, b.out = in, b.out[:len(in)]
-	l.extend(done, len(in)) // no thief takes from a claim whose calls are all done
+	l.extend(done, len(in))
 	return true
 }
 

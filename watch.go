@@ -84,16 +84,11 @@ func (l *lane[In, Out]) next() (int, bool) {
 	return n - 1, n <= end
 }
 
-// extend grows the claim, whose calls are all done, to end. It reports
-// false if the tail was stolen meanwhile (the claim is over). Only the
-// lane's worker calls it, holding mu.
-func (l *lane[In, Out]) extend(done, end int) bool {
-	w := l.word.Load()
-	if _, e := unpack(w); e != done {
-		return false
-	}
+// extend grows the claim, all of whose calls are done, to end. No thief
+// takes from such a claim (steal needs an unstarted call), so a plain
+// store does. Only the lane's worker calls it, holding mu.
+func (l *lane[In, Out]) extend(done, end int) {
 	l.word.Store(uint64(done)<<32 | uint64(end))
-	return true
 }
 
 // steal takes the unstarted tail of the claim, if there is one: it returns
@@ -184,8 +179,8 @@ type watched[In, Out any] interface {
 	// sleeping worker, or, when no lane moved either, starts one. It
 	// reports whether inputs wait that a worker could still be found for.
 	stalledQueue(moved bool) bool
-	// stolen is called after a sample that stole: the work is slow, and
-	// the stolen inputs need workers.
+	// stolen is called after a sample that stole: the stolen inputs need
+	// workers.
 	stolen()
 }
 
