@@ -43,19 +43,20 @@
 // to the consumer promptly, even while the next call on its worker blocks.
 // (Exceptions, by design: the window of [WithOrdered] is full, the
 // [Limiter] makes the calls wait, or the run's [Pool] has no slot it may
-// use.) A watcher samples the workers' claims every 250µs while a run has
-// any at risk, much as the Go runtime's sysmon retakes a processor whose
-// goroutine blocks in a system call: a claim that has not started a call
-// for a whole period gives its unstarted inputs to other workers, one
-// input each, and its finished results to the consumer. Promptly means
-// within two periods, 500µs, in a testing/synctest bubble, where the bound
-// is exact. In real time add the runtime's timer latency: small on a busy
-// machine, but while every processor is idle (every call blocked) a timer
-// under a millisecond fires after about one, because the runtime's
-// netpoller waits in whole milliseconds, so the worst case is about 2.2ms
-// and a claim that blocks on its first call is noticed after about 1.1ms.
-// The watcher sleeps when nothing is at risk, so a run whose calls all
-// wait for ever is still reported as a deadlock in a bubble.
+// use.) The workers' claims are sampled every 200µs while a run has any at
+// risk, much as the Go runtime's sysmon retakes a processor whose goroutine
+// blocks in a system call: by the workers themselves, between claims,
+// while calls return, and by a watcher goroutine when they stop returning.
+// A claim that has not started a call for a whole period gives its
+// unstarted inputs to other workers, one input each, and its finished
+// results to the consumer. Promptly means within 500µs (two periods and
+// the length of a claim of quick work) in a testing/synctest bubble, where
+// the bound is exact. In real time add the runtime's timer latency: small
+// on a busy machine, but while every processor is idle (every call
+// blocked) a timer under a millisecond fires after about one, because the
+// runtime's netpoller waits in whole milliseconds, so the worst case is
+// about 2ms. The watcher sleeps when nothing is at risk, so a run whose
+// calls all wait for ever is still reported as a deadlock in a bubble.
 //
 // So calls may wait for each other as they may in a loop run by c
 // goroutines: c calls that meet (a barrier) all run, a call may wait for

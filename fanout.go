@@ -181,8 +181,8 @@ type run[In, Out any] struct {
 	obs   *observer  // with WithStats or WithProgress
 
 	lanes    lanes[In, Out]
-	watcher  watcher
-	lastHead int64         // the queue's head at the watcher's last sample; the watcher's own
+	watcher  watcher[In, Out]
+	lastHead int64         // the queue's head at the last sample; under watcher.mu
 	nudge    chan struct{} // watcher to consumer: take the results of a stalled lane
 
 	feeder   sync.WaitGroup
@@ -204,10 +204,10 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
 	r.nudge = make(chan struct{}, 1)
-	r.watcher.unpark = make(chan struct{}, 1)
+	r.watcher.init(&r.lanes, r, r.t0)
 	r.workers.SetLimit(r.cfg.concurrency)
 	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
-	r.watching.Go(func() { r.lifecycle.guard(func() { watch(&r.watcher, &r.lanes, r, r.done) }) })
+	r.watching.Go(func() { r.lifecycle.guard(func() { r.watcher.watch(r.done) }) })
 
 	// The deferred shutdown also runs when deliver panics or calls
 	// runtime.Goexit: the panic then leaves Run only after every
@@ -615,23 +615,25 @@ func (r *run[In, Out]) stalledQueue(moved bool) bool {
 	h := r.q.head.Load()
 	last := r.lastHead
 	r.lastHead = h
-	if !r.q.pending() || r.stopped() {
-		return false
-	}
-	asleep := r.q.sleepers.Load() > 0
-	free := r.started.Load() < int64(r.cfg.concurrency)
-	if !asleep && !free {
-		return false // every worker is busy: the first to finish claims
+	if !r.queued() {
+		return false // or every worker is busy: the first to finish claims
 	}
 	if h == last || r.q.nReturned.Load() > 0 {
 		switch {
-		case asleep:
+		case r.q.sleepers.Load() > 0:
 			r.q.wakeOne()
 		case !moved:
 			r.startWorker()
 		}
 	}
 	return true
+}
+
+// queued reports whether inputs wait to be claimed while a worker sleeps
+// or another may start (see watched).
+func (r *run[In, Out]) queued() bool {
+	return r.q.pending() && !r.stopped() &&
+		(r.q.sleepers.Load() > 0 || r.started.Load() < int64(r.cfg.concurrency))
 }
 
 // stolen starts workers for the inputs stolen, one each (see watched).
@@ -687,10 +689,12 @@ func (r *run[In, Out]) process(ctx context.Context, l *lane[In, Out], b *batch[I
 	}
 	start := time.Now()
 	calls, failed, ok := r.calls(ctx, l, b, start)
-	d := time.Since(start)
+	end := time.Now()
+	d := end.Sub(start)
 	if r.obs != nil {
 		r.obs.batchDone(calls, failed, d)
 	}
+	r.watcher.poll(end)
 	if !ok || calls == 0 {
 		return 0, ok
 	}

@@ -91,7 +91,7 @@ type mapRun[In, Out any] struct {
 	finished  chan struct{}
 
 	lanes    lanes[In, Out]
-	watcher  watcher
+	watcher  watcher[In, Out]
 	watching sync.WaitGroup
 
 	errMu    sync.Mutex
@@ -108,8 +108,8 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; workersNeeded only estimates
 	m.t0 = time.Now()
 	m.finished = make(chan struct{})
-	m.watcher.unpark = make(chan struct{}, 1)
-	m.watching.Go(func() { m.guard(func() { watch(&m.watcher, &m.lanes, m, m.done) }) })
+	m.watcher.init(&m.lanes, m, m.t0)
+	m.watching.Go(func() { m.guard(func() { m.watcher.watch(m.done) }) })
 	m.startWorker()
 	m.wait()
 	m.shutdown()
@@ -304,8 +304,10 @@ func (m *mapRun[In, Out]) work() {
 		if !ok {
 			return
 		}
+		now := time.Now()
+		m.watcher.poll(now)
 		if calls > 0 {
-			perItem := max(time.Since(t0)/time.Duration(calls), 1)
+			perItem := max(now.Sub(t0)/time.Duration(calls), 1)
 			m.workNs.Store(int64(perItem))
 			left := n - m.next.Load()
 			k = nextClaim(k, perItem, min(left/(2*m.started.Load()), maxBatch))
@@ -417,14 +419,20 @@ func (m *mapRun[In, Out]) hostage(*lane[In, Out]) bool { return false }
 // stalledQueue starts a worker for inputs left to claim when no lane moved
 // for a whole watch period (see watched).
 func (m *mapRun[In, Out]) stalledQueue(moved bool) bool {
-	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
-	if left <= 0 || m.stopped() || m.started.Load() >= int64(m.cfg.concurrency) {
+	if !m.queued() {
 		return false
 	}
 	if !moved {
 		m.startWorker()
 	}
 	return true
+}
+
+// queued reports whether inputs are left to claim while another worker
+// may start (see watched).
+func (m *mapRun[In, Out]) queued() bool {
+	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
+	return left > 0 && !m.stopped() && m.started.Load() < int64(m.cfg.concurrency)
 }
 
 // stolen starts workers for the inputs stolen, one each (see

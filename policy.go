@@ -29,19 +29,25 @@ const (
 	tinyWork = 5 * time.Microsecond
 )
 
-// Watching. A lane that has not started a call for watchPeriod is noticed
-// at the latest 2 × watchPeriod after its call started (the watcher samples
-// once a period), plus the time the watcher takes to be scheduled: the
-// bound documented for work conservation is 1ms.
+// Watching. A lane that has not started a call for watchPeriod is stalled.
+// While claims flow, workers sample the lanes once a period, at the end of
+// a claim; the watcher goroutine's timer fires only when no worker has
+// sampled for watchPeriod + watchSlack, watchSlack being about the length
+// of a claim of quick work, so that it does not fire while they flow. A
+// call that blocks right after a sample is noticed at the latest at the
+// second sample after it: 2 × watchPeriod + watchSlack = 500µs, the bound
+// documented for work conservation, plus the time the watcher takes to be
+// scheduled (a timer under a millisecond still fires about a millisecond
+// late while every processor is idle: the runtime's netpoller waits in
+// whole milliseconds).
 //
 // A run whose claims have stalled is heavy-tailed: its next slow call is
 // likely to come soon, in a claim of quick calls again, and every period of
 // its detection is a period that claim's inputs wait. So for tailWindow
-// after a steal the watcher samples every tailPeriod instead. (A timer under
-// a millisecond still fires about a millisecond late while every processor
-// is idle: the runtime's netpoller waits in whole milliseconds.)
+// after a steal the lanes are sampled every tailPeriod instead.
 const (
-	watchPeriod = 250 * time.Microsecond
+	watchPeriod = 200 * time.Microsecond
+	watchSlack  = batchTarget
 	tailPeriod  = 50 * time.Microsecond
 	tailWindow  = 20 * time.Millisecond
 )

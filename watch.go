@@ -6,12 +6,13 @@ package fofi
 // work cheap; but a call can block at any time, for a millisecond or for
 // ever, and then the rest of its claim and the results finished before it
 // would wait with it. Like the Go runtime's sysmon, which retakes the P of a
-// goroutine stuck in a system call, a watcher goroutine samples the workers'
-// claims while a run has anything at risk, and when a claim has not moved
-// for a whole watch period it takes over:
+// goroutine stuck in a system call, the workers' claims are sampled while a
+// run has anything at risk (by the workers between claims, and by a
+// watcher goroutine when no claim ends), and when a claim has not moved for
+// a whole watch period the sampler takes over:
 //
-//   - the claim's unstarted tail goes back to the queue, the work is marked
-//     slow, and workers are started (or woken) for it, one input each;
+//   - the claim's unstarted tail goes back to the queue, and workers are
+//     started (or woken) for it, one input each;
 //   - the consumer is told to take the claim's finished results itself;
 //   - inputs waiting in the queue while no claim moved get a worker woken
 //     or started for them.
@@ -179,76 +180,167 @@ type watched[In, Out any] interface {
 	// sleeping worker, or, when no lane moved either, starts one. It
 	// reports whether inputs wait that a worker could still be found for.
 	stalledQueue(moved bool) bool
+	// queued reports, without changing anything, whether inputs wait
+	// that a worker could be found for (see stalledQueue).
+	queued() bool
 	// stolen is called after a sample that stole: the stolen inputs need
 	// workers.
 	stolen()
 }
 
-// watcher samples a run's lanes while the run has anything at risk, and
-// parks while it has nothing.
-type watcher struct {
+// watcher samples a run's lanes while the run has anything at risk. While
+// claims flow, the workers sample, between claims, once a sample is due
+// (see poll), with the clock reading they make anyway; the watcher
+// goroutine's timer, pushed back by every sample, fires only when no
+// worker has come to a claim's end for a period and a bit: when the calls
+// block. A timer that fired every period instead cost CPU-bound work at
+// c=2 on two processors a quarter of its speed: each firing makes a
+// goroutine runnable on a processor that the workers and the consumer
+// share. The watcher goroutine parks while nothing is at risk.
+type watcher[In, Out any] struct {
+	lanes  *lanes[In, Out]
+	run    watched[In, Out]
+	t0     time.Time // the origin of due and the sample times
 	parked atomic.Bool
 	unpark chan struct{} // cap 1; sent by whoever clears parked
+	timer  *time.Timer   // the watcher goroutine's; reset under mu
+
+	due atomic.Int64 // since t0: when the next sample is due
+
+	mu        sync.Mutex // held while sampling, by a worker or the watcher goroutine
+	lastSteal int64      // since t0: the last sample that stole; under mu
+}
+
+// init prepares the watcher of a run; it must run before any worker.
+func (w *watcher[In, Out]) init(ls *lanes[In, Out], run watched[In, Out], t0 time.Time) {
+	w.lanes, w.run, w.t0 = ls, run, t0
+	w.unpark = make(chan struct{}, 1)
+	w.timer = time.NewTimer(watchPeriod)
+	w.timer.Stop()
+	w.parked.Store(true) // until the first claim of more than one input
 }
 
 // wake unparks the watcher if it is parked. Callers change the state the
 // watcher would see first (a claim begun, an input pushed), then call wake:
 // either the watcher's check after it set parked sees the change, or wake
 // sees parked set.
-func (w *watcher) wake() {
+func (w *watcher[In, Out]) wake() {
 	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
 		w.unpark <- struct{}{} // cap 1, and only the one that cleared parked sends
 	}
 }
 
+// poll samples the lanes if a sample is due and no one else is sampling.
+// Workers call it at the end of a claim, with the time it ended: a clock
+// reading per claim, not per call.
+func (w *watcher[In, Out]) poll(now time.Time) {
+	t := int64(now.Sub(w.t0))
+	if t < w.due.Load() || !w.mu.TryLock() {
+		return
+	}
+	risk := false
+	if t >= w.due.Load() {
+		// The timer fires only if no worker samples for a period after
+		// this one and a claim's length (see watchSlack).
+		risk = w.sample(t, watchSlack)
+	}
+	w.mu.Unlock()
+	if risk {
+		w.wake() // a parked watcher does not see the timer
+	}
+}
+
+// sample looks at the lanes once, at time t since t0, and sets when the
+// next sample is due, pushing the timer back to then plus slack. It
+// reports whether anything is at risk. w.mu is held.
+func (w *watcher[In, Out]) sample(t int64, slack time.Duration) bool {
+	risk, stole := sample(w.lanes, w.run)
+	if stole {
+		w.lastSteal = t
+	}
+	// A run whose claims have stalled is heavy-tailed: its next slow call
+	// is likely to come soon, in a claim of quick calls again.
+	period := watchPeriod
+	if w.lastSteal != 0 && t-w.lastSteal < int64(tailWindow) {
+		period = tailPeriod
+	}
+	w.due.Store(t + int64(period))
+	w.timer.Reset(period + slack)
+	return risk
+}
+
 // watch is the watcher goroutine's body: it returns when done is closed.
 // It starts parked.
-func watch[In, Out any](w *watcher, ls *lanes[In, Out], run watched[In, Out], done <-chan struct{}) {
-	t := time.NewTimer(watchPeriod)
-	defer t.Stop()
-	risk, stole := false, false
-	var lastSteal time.Time
+func (w *watcher[In, Out]) watch(done <-chan struct{}) {
+	defer w.timer.Stop()
 	for {
-		if !risk {
-			// Nothing at risk: park until a claim of more than one input
-			// begins or an input is pushed (see wake). In a
-			// testing/synctest bubble a parked watcher is durably blocked,
-			// so a run whose calls all wait for ever is reported as the
-			// deadlock it is instead of ticking for ever.
-			w.parked.Store(true)
-			if r, _ := sample(ls, run); r {
-				if !w.parked.CompareAndSwap(true, false) {
-					<-w.unpark // a waker cleared it first; take its token
-				}
-			} else {
-				select {
-				case <-w.unpark:
-					// Take the baseline now, so that a claim that stalls
-					// from its first call is noticed at the next sample,
-					// not the one after: a timer under a millisecond
-					// fires a millisecond late while every processor is
-					// idle (the netpoller's timeout is in milliseconds).
-					_, stole = sample(ls, run)
-				case <-done:
-					return
-				}
-			}
-		}
-		period := watchPeriod
-		if stole {
-			lastSteal = time.Now()
-		}
-		if !lastSteal.IsZero() && time.Since(lastSteal) < tailWindow {
-			period = tailPeriod
-		}
-		t.Reset(period)
-		select {
-		case <-t.C:
-		case <-done:
+		if !w.wait(done) {
 			return
 		}
-		risk, stole = sample(ls, run)
+		w.mu.Lock()
+		t := int64(time.Since(w.t0))
+		if due := w.due.Load(); t < due {
+			// A worker sampled since the timer was set, and pushed it
+			// back; or an unpark came before the next sample is due.
+			w.timer.Reset(time.Duration(due - t))
+			w.mu.Unlock()
+			continue
+		}
+		if !w.sample(t, 0) {
+			w.timer.Stop()
+			w.parked.Store(true)
+			if w.atRisk() && w.parked.CompareAndSwap(true, false) {
+				// Something came at risk after the sample, and its
+				// wake saw parked clear: sample again once due.
+				w.timer.Reset(time.Duration(w.due.Load() - t))
+			}
+		}
+		w.mu.Unlock()
 	}
+}
+
+// wait waits for the timer, or, parked, for a wake. It reports false once
+// done is closed. In a testing/synctest bubble a parked watcher is durably
+// blocked, so a run whose calls all wait for ever is reported as the
+// deadlock it is instead of ticking for ever.
+func (w *watcher[In, Out]) wait(done <-chan struct{}) bool {
+	if w.parked.Load() {
+		select {
+		case <-w.unpark:
+			// A sample now, if due: a timer under a millisecond fires a
+			// millisecond late while every processor is idle (the
+			// netpoller's timeout is in milliseconds), so that a claim
+			// that stalls from its first call would be noticed late.
+			return true
+		case <-done:
+			return false
+		}
+	}
+	select {
+	case <-w.timer.C:
+		return true
+	case <-w.unpark:
+		return true // a wake that cleared parked after the timer was stopped
+	case <-done:
+		return false
+	}
+}
+
+// atRisk reports, without changing anything, whether anything came at
+// risk since the last sample: a lane whose claim of more than one input
+// has begun or moved since, or inputs waiting that a worker could be
+// found for. w.mu is held.
+func (w *watcher[In, Out]) atRisk() bool {
+	for l := range w.lanes.all {
+		word := l.word.Load()
+		if word == l.last && l.gen.Load() == l.lastGen {
+			continue // the sample judged it
+		}
+		if n, e := unpack(word); n <= e && e > 1 {
+			return true
+		}
+	}
+	return w.run.queued()
 }
 
 // sample looks at every lane once, steals the tails of stalled ones and
