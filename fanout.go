@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Run calls work for every input on up to [WithConcurrency] goroutines and
@@ -131,7 +129,8 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 	if ctx.Err() != nil {
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
-	r := &run[In, Out]{cfg: cfg, inputs: inputs, pool: batchPool[In, Out]()}
+	r := &run[In, Out]{inputs: inputs, pool: batchPool[In, Out]()}
+	r.cfg = cfg
 	if cfg.pool != nil {
 		r.slots = newSlots(ctx, cfg.pool)
 	}
@@ -157,37 +156,20 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 // the window or for a free slot in the queue. The queue has its own wake-up
 // channels (see queue).
 type run[In, Out any] struct {
-	lifecycle
-	cfg    config
+	engine[In, Out]
 	inputs iter.Seq[In]
-	call   caller[In, Out]
 	window int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
+	q      *queue[In]
+	pool   *sync.Pool // of *batch[In, Out], shared by every run of these types
 
-	q        *queue[In]
-	started  atomic.Int64 // workers running (or about to)
-	starting atomic.Int64 // workers started that have not tried to claim yet
-
-	t0         time.Time    // when the run started
-	firstClaim atomic.Int64 // when the first input was claimed, since t0; 0 before
-	out        chan *batch[In, Out]
-	room       chan struct{}
-
-	consumed      atomic.Int64 // inputs whose batch the consumer has finished
-	feederWaiting atomic.Bool  // the feeder waits on room for consumed to grow
-	workNs        atomic.Int64 // work time per item in the last batch; 0 until measured
-
-	pool  *sync.Pool // of *batch[In, Out], shared by every run of these types
-	slots *slots     // with WithPool
-	obs   *observer  // with WithStats or WithProgress
-
-	lanes    lanes[In, Out]
-	watcher  watcher[In, Out]
-	lastHead int64         // the queue's head at the last sample; under watcher.mu
-	nudge    chan struct{} // watcher to consumer: take the results of a stalled lane
+	out           chan *batch[In, Out]
+	room          chan struct{}
+	consumed      atomic.Int64  // inputs whose batch the consumer has finished
+	feederWaiting atomic.Bool   // the feeder waits on room for consumed to grow
+	lastHead      int64         // the queue's head at the last sample; under watcher.mu
+	nudge         chan struct{} // watcher to consumer: take the results of a stalled lane
 
 	feeder   sync.WaitGroup
-	watching sync.WaitGroup
-	workers  errgroup.Group
 	taskErrs []*TaskError // with WithContinueOnError; owned by the consumer
 }
 
@@ -204,10 +186,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
 	r.nudge = make(chan struct{}, 1)
-	r.watcher.init(&r.lanes, r, r.t0)
-	r.workers.SetLimit(r.cfg.concurrency)
+	r.src = r
+	r.startEngine()
 	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
-	r.watching.Go(func() { r.lifecycle.guard(func() { r.watcher.watch(r.done) }) })
 
 	// The deferred shutdown also runs when deliver panics or calls
 	// runtime.Goexit: the panic then leaves Run only after every
@@ -317,34 +298,6 @@ func (r *run[In, Out]) feederAsks(pulled int64) bool {
 	return r.workNs.Load() != 0 || r.starting.Load() == 0
 }
 
-// workersNeeded reports how many more workers would help (see the
-// function workersNeeded in policy.go).
-func (r *run[In, Out]) workersNeeded() int64 {
-	s := snapshot{
-		concurrency: int64(r.cfg.concurrency),
-		procs:       int64(runtime.GOMAXPROCS(0)),
-		started:     r.started.Load(),
-		starting:    r.starting.Load(),
-		sleepers:    int64(r.q.sleepers.Load()),
-		backlog:     r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load(),
-		work:        time.Duration(r.workNs.Load()),
-		batch:       r.batchLimit(),
-	}
-	if s.work == 0 {
-		s.slowSoFar = r.slowSoFar()
-	}
-	if r.slots != nil && s.work > 0 && s.work < batchTarget {
-		s.poolFull = r.slots.pool.full()
-	}
-	return workersNeeded(s)
-}
-
-// startWorkers starts up to n workers, fewer if concurrency of them run.
-func (r *run[In, Out]) startWorkers(n int64) {
-	for ; n > 0 && r.startWorker(); n-- {
-	}
-}
-
 // wakeWorker reports whether a sleeping worker should be woken for the
 // input just published: always when no worker is awake, since nothing may
 // be published after it for a long time; otherwise, for quick work, only
@@ -356,37 +309,6 @@ func (r *run[In, Out]) wakeWorker() bool {
 		return true
 	}
 	return r.q.tail.Load()-r.q.head.Load() >= r.batchLimit()
-}
-
-// slowSoFar reports whether the first call, not finished yet, has been
-// running for longer than batchTarget/4: slow work, before any call has
-// finished to measure it.
-func (r *run[In, Out]) slowSoFar() bool {
-	first := r.firstClaim.Load()
-	return first != 0 && int64(time.Since(r.t0))-first > int64(batchTarget/4)
-}
-
-// quick reports whether the work has been measured to take well under
-// batchTarget a call.
-func (r *run[In, Out]) quick() bool {
-	work := time.Duration(r.workNs.Load())
-	return work > 0 && work < batchTarget
-}
-
-// startWorker starts a worker unless concurrency of them run already.
-func (r *run[In, Out]) startWorker() bool {
-	r.started.Add(1)
-	r.starting.Add(1)
-	if r.workers.TryGo(func() error {
-		defer r.started.Add(-1)
-		r.guard(r.work)
-		return nil
-	}) {
-		return true
-	}
-	r.started.Add(-1)
-	r.starting.Add(-1)
-	return false
 }
 
 // waitFor blocks until room, the feeder's condition, holds, or the run
@@ -415,83 +337,6 @@ func (r *run[In, Out]) wakeFeeder() {
 		select {
 		case r.room <- struct{}{}:
 		default: // a wake-up is pending already
-		}
-	}
-}
-
-// work is a worker: it claims inputs from the queue and processes them
-// until the feeder has ended and nothing is left, or the run stops. Its
-// lane shows its claim to the watcher and the consumer (see watch.go).
-func (r *run[In, Out]) work() {
-	growStack()
-	ctx, w := r.slots.worker(r.ctx)
-	l := r.lanes.get()
-	defer r.lanes.put(l)
-	k := r.firstBatchSize()
-	first := true
-	for !r.stopped() {
-		b := r.newBatch(k)
-		start, in, ok := r.q.claim(k, b.in)
-		b.start, b.in = int(start), in
-		if first {
-			r.starting.Add(-1)
-			first = false
-		}
-		if ok {
-			if r.firstClaim.Load() == 0 {
-				r.firstClaim.CompareAndSwap(0, max(int64(time.Since(r.t0)), 1))
-			}
-			r.wakeFeeder() // the slots claimed are free again
-			// Inputs still wait and nobody sleeps: slow work gets one more
-			// worker now, not only when the feeder pushes again (it may
-			// have ended, or be stuck in a slow iterator).
-			if r.q.pending() && r.started.Load() < int64(r.cfg.concurrency) {
-				r.startWorkers(r.workersNeeded())
-			}
-		} else {
-			r.recycle(b)
-			if r.q.finished() {
-				if r.q.pending() {
-					continue // given back by another worker
-				}
-				return
-			}
-			if !r.sleep() {
-				return
-			}
-			// The work may have turned slow while this worker slept.
-			k = r.firstBatchSize()
-			continue
-		}
-		b.out = b.out[:len(b.in)]
-		l.begin(b, 0, len(b.in))
-		if len(b.in) > 1 {
-			r.watcher.wake()
-		}
-		perItem, ok := r.fill(ctx, w, l, b, k)
-		if !ok {
-			return
-		}
-		k = r.nextBatchSize(k, perItem)
-		if b = r.endClaim(l, b); b == nil {
-			continue // the consumer took every result already
-		}
-		if r.obs != nil {
-			r.obs.handedOver(len(b.out) - len(b.errs))
-		}
-		select {
-		case r.out <- b:
-		case <-r.done:
-			return
-		}
-		// Let the consumer, just woken by the send, run now. Woken
-		// goroutines wait in this processor's runnext slot, which idle
-		// processors are slow to steal from, so without this it waits
-		// for the whole next batch of quick work, and the window fills
-		// meanwhile. Slow work blocks soon anyway, and yielding would
-		// only queue its workers behind each other.
-		if perItem < batchTarget {
-			runtime.Gosched()
 		}
 	}
 }
@@ -533,44 +378,30 @@ func errsIn(dst, errs []*TaskError, from, to int) []*TaskError {
 	return dst
 }
 
-// fill processes the claim of b, then, while b holds fewer than k inputs
-// and the inputs right after it are published and unclaimed, claims and
-// processes those too. It returns the work time per call of the last part.
-func (r *run[In, Out]) fill(ctx context.Context, w *waiter, l *lane[In, Out], b *batch[In, Out], k int64) (time.Duration, bool) {
-	yielded := false
-	for {
-		perItem, ok := r.processWithSlot(ctx, w, l, b)
-		done := l.finished()
-		if !ok || done < len(b.in) { // stopped, or its tail was taken
-			return perItem, ok
+// extend grows the claim of l, all of whose calls are done, with up to n
+// inputs right after it, if they are published and unclaimed (see
+// queue.claimAfter); if they are not, it first lets the feeder, if it
+// shares this processor, publish some more, so that the batch does not go
+// out half empty.
+func (r *run[In, Out]) extend(l *lane[In, Out], b *batch[In, Out], n int64) bool {
+	if !r.claimAfter(l, b, n) {
+		if r.q.finished() {
+			return false
 		}
-		next, room := int64(b.start+done), k-int64(done)
-		if room <= 0 || perItem >= batchTarget/4 {
-			return perItem, true
+		runtime.Gosched()
+		if !r.claimAfter(l, b, n) {
+			return false
 		}
-		more := r.claimAfter(l, b, next, room)
-		if !more && !yielded && !r.q.finished() {
-			// Let the feeder, if it shares this processor, publish some
-			// more before the batch goes out half empty.
-			runtime.Gosched()
-			yielded = true
-			more = r.claimAfter(l, b, next, room)
-		}
-		if !more {
-			return perItem, true
-		}
-		r.wakeFeeder()
-		r.watcher.wake() // the claim holds more than one input now
 	}
+	r.wakeFeeder()
+	return true
 }
 
-// claimAfter extends the claim of l, all of whose calls are done, with up
-// to n inputs from index next on (see queue.claimAfter).
-func (r *run[In, Out]) claimAfter(l *lane[In, Out], b *batch[In, Out], next, n int64) bool {
+func (r *run[In, Out]) claimAfter(l *lane[In, Out], b *batch[In, Out], n int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	done := len(b.in)
-	in, more := r.q.claimAfter(next, n, b.in)
+	in, more := r.q.claimAfter(int64(b.start+done), n, b.in)
 	if !more {
 		return false
 	}
@@ -578,6 +409,80 @@ func (r *run[In, Out]) claimAfter(l *lane[In, Out], b *batch[In, Out], next, n i
 	l.extend(done, len(in))
 	return true
 }
+
+// batch returns a batch for a claim of up to k inputs (see newBatch).
+func (r *run[In, Out]) batch(k int64, _ *lane[In, Out]) *batch[In, Out] { return r.newBatch(k) }
+
+// claim claims up to k inputs from the queue into b.
+func (r *run[In, Out]) claim(b *batch[In, Out], k int64) bool {
+	start, in, ok := r.q.claim(k, b.in)
+	b.start, b.in = int(start), in
+	b.out = b.out[:len(in)]
+	return ok
+}
+
+// claimed frees the claimed inputs' room for the feeder, and, while
+// inputs still wait and no worker sleeps, gets slow work one more worker
+// now, not only when the feeder pushes again (it may have ended, or be
+// stuck in a slow iterator).
+func (r *run[In, Out]) claimed() {
+	r.wakeFeeder()
+	if r.q.pending() && r.started.Load() < int64(r.cfg.concurrency) {
+		r.startWorkers(r.workersNeeded())
+	}
+}
+
+// idle puts b back and sleeps until inputs are published, unless the
+// feeder has ended and nothing is left.
+func (r *run[In, Out]) idle(b *batch[In, Out]) bool {
+	r.recycle(b)
+	if r.q.finished() {
+		return r.q.pending() // given back by another worker
+	}
+	return r.sleep()
+}
+
+// end hands the results of the claim of l that the consumer has not taken
+// to the consumer (see endClaim).
+func (r *run[In, Out]) end(l *lane[In, Out], b *batch[In, Out], perItem time.Duration) bool {
+	if b = r.endClaim(l, b); b == nil {
+		return true // the consumer took every result already
+	}
+	if r.obs != nil {
+		r.obs.handedOver(len(b.out) - len(b.errs))
+	}
+	select {
+	case r.out <- b:
+	case <-r.done:
+		return false
+	}
+	// Let the consumer, just woken by the send, run now. Woken goroutines
+	// wait in this processor's runnext slot, which idle processors are
+	// slow to steal from, so without this it waits for the whole next
+	// batch of quick work, and the window fills meanwhile. Slow work
+	// blocks soon anyway, and yielding would only queue its workers
+	// behind each other.
+	if perItem < batchTarget {
+		runtime.Gosched()
+	}
+	return true
+}
+
+// firstClaim is a new worker's first claim (see firstBatchSize).
+func (r *run[In, Out]) firstClaim() int64 { return r.firstBatchSize() }
+
+// claimLimit is the largest claim (see batchLimit).
+func (r *run[In, Out]) claimLimit() int64 { return r.batchLimit() }
+
+// backlog fills in the queue's part of a snapshot.
+func (r *run[In, Out]) backlog(s *snapshot) {
+	s.sleepers = int64(r.q.sleepers.Load())
+	s.backlog = r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load()
+	s.batch = r.batchLimit()
+}
+
+// returned is how many given-back inputs wait in the queue.
+func (r *run[In, Out]) returned() int64 { return r.q.retItems.Load() }
 
 // stealFrom gives the unstarted tail of the stalled lane l back to the
 // queue (see watched). l.mu is held.
@@ -636,17 +541,6 @@ func (r *run[In, Out]) queued() bool {
 		(r.q.sleepers.Load() > 0 || r.started.Load() < int64(r.cfg.concurrency))
 }
 
-// stolen starts workers for the inputs stolen, one each (see watched).
-// The work is not marked slow: a claim also stalls when its worker is
-// merely waiting for a processor, and CPU work marked slow would be handed
-// over one result at a time.
-func (r *run[In, Out]) stolen() {
-	if r.stopped() {
-		return
-	}
-	r.startWorkers(r.q.retItems.Load() - r.starting.Load())
-}
-
 // sleep waits for inputs (see queue.sleep). When the run is observed, a
 // wait that starts while the feeder waits for room in the window is
 // backpressure, and counts as Blocked.
@@ -660,109 +554,4 @@ func (r *run[In, Out]) sleep() bool {
 		r.obs.blocked.Add(int64(time.Since(t0)))
 	}
 	return ok
-}
-
-// processWithSlot processes the claim of l, holding a slot of the run's
-// pool if it has one. The deferred release gives the slot back even when
-// work panics or calls runtime.Goexit.
-func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lane[In, Out], b *batch[In, Out]) (time.Duration, bool) {
-	if r.slots == nil {
-		return r.process(ctx, l, b)
-	}
-	borrowed, ok := r.slots.take(&r.lifecycle, w, r.obs)
-	if !ok {
-		return 0, false
-	}
-	defer r.slots.release(borrowed)
-	if len(b.in) > 1 {
-		r.watcher.wake() // it may have parked while this worker waited (see sample)
-	}
-	return r.process(ctx, l, b)
-}
-
-// process makes the calls of the claim of l and collects the results. It
-// returns the work time per call, and false when the run stopped, in which
-// case b is abandoned.
-func (r *run[In, Out]) process(ctx context.Context, l *lane[In, Out], b *batch[In, Out]) (time.Duration, bool) {
-	if r.obs != nil {
-		r.obs.batchStarted()
-	}
-	start := time.Now()
-	calls, failed, ok := r.calls(ctx, l, b, start)
-	end := time.Now()
-	d := end.Sub(start)
-	if r.obs != nil {
-		r.obs.batchDone(calls, failed, d)
-	}
-	r.watcher.poll(end)
-	if !ok || calls == 0 {
-		return 0, ok
-	}
-	// A measured 0 (a coarse clock, or fake time in tests) still counts
-	// as a measurement: the work is quick.
-	perItem := max(d/time.Duration(calls), 1)
-	r.workNs.Store(int64(perItem))
-	return perItem, true
-}
-
-// calls makes the work calls of the claim of l, each started with
-// lane.next, and reports how many it made, how many of those failed, and
-// whether the run goes on. A claim that has run for twice batchTarget
-// (checked after its first call and every clockEvery calls) gives the rest
-// of its inputs back, as the watcher would once it stalls: quick work that
-// turns slow is spread over the workers again.
-func (r *run[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[In, Out], start time.Time) (calls, failed int, ok bool) {
-	// halted may lag a parent's cancellation while the processors are
-	// busy (see stopped); once per claim, ask the context itself.
-	if r.cancelled() {
-		return 0, 0, false
-	}
-	for {
-		i, more := l.next()
-		if !more {
-			return calls, failed, true
-		}
-		if r.stopped() {
-			return calls, failed, false
-		}
-		calls++
-		out, err := r.call.call(ctx, b.in[i])
-		if err != nil {
-			failed++
-			te, ok := r.failed(b.start+i, err)
-			if !ok {
-				return calls, failed, false
-			}
-			l.mu.Lock() // the consumer reads errs when it takes results
-			b.errs = append(b.errs, te)
-			l.mu.Unlock()
-			var zero Out
-			out = zero
-		}
-		b.out[i] = out
-		if (calls == 1 || calls%clockEvery == 0) && len(b.in)-i > 2 && time.Since(start) > 2*batchTarget {
-			// The claim is slow: say so now, before the next claims.
-			r.workNs.Store(int64(max(time.Since(start)/time.Duration(calls), batchTarget)))
-			l.mu.Lock()
-			stole := r.stealFrom(l)
-			l.mu.Unlock()
-			if stole {
-				r.startWorkers(r.workersNeeded())
-			}
-		}
-	}
-}
-
-// failed handles the error of the work call for input index. It returns
-// the TaskError to record and true when the run goes on.
-func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
-	if r.cancelled() {
-		return nil, false // caused by the stop, not a reason for it
-	}
-	te := &TaskError{Index: index, Err: err}
-	if !r.cfg.continueOnError {
-		r.stop(te)
-		return nil, false
-	}
-	return te, true
 }

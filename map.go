@@ -3,13 +3,10 @@ package fofi
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // Map calls work for every element of inputs on up to [WithConcurrency]
@@ -45,7 +42,8 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 	if ctx.Err() != nil {
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
-	m := &mapRun[In, Out]{cfg: cfg, inputs: inputs, out: make([]Out, len(inputs))}
+	m := &mapRun[In, Out]{inputs: inputs, out: make([]Out, len(inputs))}
+	m.cfg = cfg
 	if len(inputs) == 0 {
 		return m.out, nil
 	}
@@ -62,37 +60,22 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 // errgroup, claim ranges of indexes from next; the caller waits for all of
 // them.
 type mapRun[In, Out any] struct {
-	lifecycle
-	cfg    config
+	engine[In, Out]
 	inputs []In
 	out    []Out
-	call   caller[In, Out]
-	slots  *slots       // with WithPool
-	obs    *observer    // with WithStats or WithProgress
 	next   atomic.Int64 // the first index no worker has claimed
 
-	g        errgroup.Group
-	started  atomic.Int64 // workers running
-	starting atomic.Int64 // workers started that have not claimed yet
-	workNs   atomic.Int64 // work time per call in the last range; 0 until measured
-
-	t0         time.Time    // when the run started
-	firstClaim atomic.Int64 // when the first range was claimed, since t0; 0 before
-
-	// Ranges given back by a worker whose range turned slow.
+	// Ranges given back by the watcher or by a worker whose range turned
+	// slow.
 	retMu     sync.Mutex
-	returned  []returnedSpan
-	nReturned atomic.Int32 // len(returned)
-	retItems  atomic.Int64 // inputs in returned
+	given     []returnedSpan
+	nReturned atomic.Int32 // len(given)
+	retItems  atomic.Int64 // inputs in given
 	// completed counts the calls whose result (or recorded failure) is
 	// in place; the worker whose count reaches len(inputs) closes
 	// finished, its only closer.
 	completed atomic.Int64
 	finished  chan struct{}
-
-	lanes    lanes[In, Out]
-	watcher  watcher[In, Out]
-	watching sync.WaitGroup
 
 	errMu    sync.Mutex
 	taskErrs []*TaskError
@@ -105,11 +88,10 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	// before the group, and the group is waited for only then: no Go
 	// races with a Wait that could return.
 	defer m.shutdown()
-	m.g.SetLimit(m.cfg.concurrency) // TryGo enforces the bound; workersNeeded only estimates
 	m.t0 = time.Now()
 	m.finished = make(chan struct{})
-	m.watcher.init(&m.lanes, m, m.t0)
-	m.watching.Go(func() { m.guard(func() { m.watcher.watch(m.done) }) })
+	m.src = m
+	m.startEngine()
 	m.startWorker()
 	m.wait()
 	m.shutdown()
@@ -143,7 +125,7 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 func (m *mapRun[In, Out]) shutdown() {
 	m.close()
 	m.watching.Wait()
-	m.g.Wait()
+	m.workers.Wait()
 }
 
 // wait waits until every call is done or the run stops. With
@@ -178,72 +160,18 @@ type returnedSpan struct {
 	claim int64
 }
 
-// startWorker starts a worker unless concurrency of them run already.
-func (m *mapRun[In, Out]) startWorker() bool {
-	m.started.Add(1)
-	m.starting.Add(1)
-	if !m.g.TryGo(func() error {
-		defer m.started.Add(-1)
-		m.guard(m.work)
-		return nil
-	}) {
-		m.started.Add(-1)
-		m.starting.Add(-1)
-		return false
-	}
-	return true
-}
-
-// workersNeeded reports how many more workers would help (see the
-// function workersNeeded in policy.go). Map's workers never sleep, and any
-// input left is worth a worker of quick work.
-func (m *mapRun[In, Out]) workersNeeded() int64 {
-	s := snapshot{
-		concurrency: int64(m.cfg.concurrency),
-		procs:       int64(runtime.GOMAXPROCS(0)),
-		started:     m.started.Load(),
-		starting:    m.starting.Load(),
-		backlog:     max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load(),
-		work:        time.Duration(m.workNs.Load()),
-		batch:       1,
-	}
-	if s.work == 0 {
-		s.slowSoFar = m.slowSoFar()
-	}
-	if m.slots != nil && s.work > 0 && s.work < batchTarget {
-		s.poolFull = m.slots.pool.full()
-	}
-	return workersNeeded(s)
-}
-
-// slowSoFar reports whether the first call, not finished yet, has been
-// running for longer than batchTarget/4.
-func (m *mapRun[In, Out]) slowSoFar() bool {
-	first := m.firstClaim.Load()
-	return first != 0 && int64(time.Since(m.t0))-first > int64(batchTarget/4)
-}
-
-// startWorkers starts up to n workers, fewer if concurrency of them run.
-func (m *mapRun[In, Out]) startWorkers(n int64) {
-	for ; n > 0; n-- {
-		if !m.startWorker() {
-			return
-		}
-	}
-}
-
-// claim takes a range of up to k inputs: a given-back one first, else the
-// next k.
-func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
+// claimSpan takes a range of up to k inputs: a given-back one first, else
+// the next k.
+func (m *mapRun[In, Out]) claimSpan(k int64) (span, bool) {
 	if m.nReturned.Load() > 0 {
 		m.retMu.Lock()
-		if n := len(m.returned); n > 0 {
-			r := &m.returned[n-1]
+		if n := len(m.given); n > 0 {
+			r := &m.given[n-1]
 			s := span{r.start, min(r.start+min(r.claim, k), r.end)} // see returnedSpan
 			r.claim = min(2*r.claim, maxBatch)
 			m.retItems.Add(s.start - s.end)
 			if r.start = s.end; r.start == r.end {
-				m.returned = m.returned[:n-1]
+				m.given = m.given[:n-1]
 				m.nReturned.Add(-1)
 			}
 			m.retMu.Unlock()
@@ -259,154 +187,93 @@ func (m *mapRun[In, Out]) claim(k int64) (span, bool) {
 	return span{}, false
 }
 
-// work claims ranges of inputs until none is left or the run stops. A range
-// takes about batchTarget: it starts at one input, so slow work is spread
-// one call per worker, and grows as calls prove quick (see nextClaim);
-// near the end ranges shrink so that the workers finish together. Its lane
-// shows the range to the watcher, which takes the rest of a range that
-// stalls (see watch.go).
-func (m *mapRun[In, Out]) work() {
-	growStack()
-	ctx, w := m.slots.worker(m.ctx)
-	l := m.lanes.get()
-	defer m.lanes.put(l)
-	n := int64(len(m.inputs))
-	k := int64(1)
-	if work := m.workNs.Load(); work > 0 && time.Duration(work) < batchTarget {
-		// Quick work measured already: start at half the measured batch
-		// size instead of ramping up from one input (see
-		// run.firstBatchSize).
-		k = max(1, min(int64(batchTarget)/(2*work), (n-m.next.Load())/(2*m.started.Load()), maxBatch))
-	}
-	first := true
-	for {
-		if m.cancelled() { // once per range: halted may lag a parent's cancellation
-			return
-		}
-		s, ok := m.claim(k)
-		if first {
-			m.starting.Add(-1)
-			first = false
-		}
-		if !ok {
-			return
-		}
-		if m.firstClaim.Load() == 0 {
-			m.firstClaim.CompareAndSwap(0, max(int64(time.Since(m.t0)), 1))
-		}
-		m.startWorkers(m.workersNeeded())
-		l.begin(nil, s.start, int(s.end-s.start))
-		if s.end-s.start > 1 {
-			m.watcher.wake()
-		}
-		t0 := time.Now()
-		calls, ok := m.rangeWithSlot(ctx, w, l)
-		if !ok {
-			return
-		}
-		now := time.Now()
-		m.watcher.poll(now)
-		if calls > 0 {
-			perItem := max(now.Sub(t0)/time.Duration(calls), 1)
-			m.workNs.Store(int64(perItem))
-			left := n - m.next.Load()
-			k = nextClaim(k, perItem, min(left/(2*m.started.Load()), maxBatch))
-		}
-		if m.completed.Add(int64(calls)) == n {
-			close(m.finished)
-		}
-	}
+// batch returns the batch of lane l, emptied: a range's inputs and
+// results are the caller's slices, written in place.
+func (m *mapRun[In, Out]) batch(_ int64, l *lane[In, Out]) *batch[In, Out] {
+	b := &l.own
+	b.in, b.out, b.errs = nil, nil, b.errs[:0]
+	return b
 }
 
-// rangeWithSlot processes the range of l holding a slot of the pool, if
-// there is one; the deferred release survives a panic or Goexit in work.
-func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, l *lane[In, Out]) (int, bool) {
-	if m.slots == nil {
-		return m.processRange(ctx, l)
-	}
-	borrowed, ok := m.slots.take(&m.lifecycle, w, m.obs)
+// claim claims a range of up to k inputs into b.
+func (m *mapRun[In, Out]) claim(b *batch[In, Out], k int64) bool {
+	s, ok := m.claimSpan(k)
 	if !ok {
-		return 0, false
+		return false
 	}
-	defer m.slots.release(borrowed)
-	if _, end := unpack(l.word.Load()); end > 1 {
-		m.watcher.wake() // it may have parked while this worker waited (see sample)
-	}
-	return m.processRange(ctx, l)
+	b.start, b.in, b.out = int(s.start), m.inputs[s.start:s.end], m.out[s.start:s.end]
+	return true
 }
 
-// processRange makes the calls of the range of l and stores the results.
-// It returns how many calls completed, and false when the run stopped.
-func (m *mapRun[In, Out]) processRange(ctx context.Context, l *lane[In, Out]) (int, bool) {
-	if m.obs == nil {
-		done, _, _, ok := m.calls(ctx, l)
-		return done, ok
+// claimed starts the workers the policy asks for: any input left is worth
+// a worker of quick work, as Map's workers never sleep.
+func (m *mapRun[In, Out]) claimed() { m.startWorkers(m.workersNeeded()) }
+
+// idle: a worker that finds nothing to claim exits; a range given back
+// later gets a worker of its own (see stolen).
+func (m *mapRun[In, Out]) idle(*batch[In, Out]) bool { return false }
+
+// extend: a range is not grown; the next is claimed instead.
+func (m *mapRun[In, Out]) extend(*lane[In, Out], *batch[In, Out], int64) bool { return false }
+
+// end records the range's failures and counts its results in place; the
+// worker that completes the count closes finished.
+func (m *mapRun[In, Out]) end(l *lane[In, Out], b *batch[In, Out], _ time.Duration) bool {
+	done := l.finished()
+	l.mu.Lock()
+	l.b = nil
+	l.mu.Unlock()
+	if len(b.errs) > 0 {
+		m.errMu.Lock()
+		m.taskErrs = append(m.taskErrs, b.errs...)
+		m.errMu.Unlock()
 	}
-	m.obs.batchStarted()
-	t0 := time.Now()
-	done, calls, failed, ok := m.calls(ctx, l)
-	m.obs.batchDone(calls, failed, time.Since(t0))
-	return done, ok
+	if m.completed.Add(int64(done)) == int64(len(m.inputs)) {
+		close(m.finished)
+	}
+	return true
 }
 
-// calls makes the work calls of the range of l, each started with
-// lane.next, and reports how many completed (their result or failure is
-// recorded), how many were made, how many of those failed, and whether the
-// run goes on. A range that has run for twice batchTarget (checked after
-// its first call and every clockEvery calls) gives the rest back for other
-// workers, as run.calls does.
-func (m *mapRun[In, Out]) calls(ctx context.Context, l *lane[In, Out]) (done, calls, failed int, ok bool) {
-	t0 := time.Now()
-	for {
-		off, more := l.next()
-		if !more {
-			return done, calls, failed, true
-		}
-		if m.stopped() {
-			return done, calls, failed, false
-		}
-		i := l.base + int64(off)
-		calls++
-		v, err := m.call.call(ctx, m.inputs[i])
-		if err != nil {
-			failed++
-			if m.cancelled() {
-				return done, calls, failed, false // caused by the stop, not a reason for it
-			}
-			te := &TaskError{Index: int(i), Err: err}
-			if !m.cfg.continueOnError {
-				m.stop(te)
-				return done, calls, failed, false
-			}
-			m.errMu.Lock()
-			m.taskErrs = append(m.taskErrs, te)
-			m.errMu.Unlock()
-		} else {
-			m.out[i] = v
-		}
-		done++
-		if (calls == 1 || calls%clockEvery == 0) && time.Since(t0) > 2*batchTarget {
-			// The range is slow: say so now, before the next claims.
-			m.workNs.Store(int64(max(time.Since(t0)/time.Duration(calls), batchTarget)))
-			l.mu.Lock()
-			stole := m.stealFrom(l)
-			l.mu.Unlock()
-			if stole {
-				m.startWorkers(m.workersNeeded())
-			}
-		}
+// firstClaim is a new worker's first range: one input while the work is
+// not measured or is slow, so that slow work is spread at once; for quick
+// work, half of the measured batch size, so that a worker started late
+// does not ramp up from one input again (see run.firstBatchSize).
+func (m *mapRun[In, Out]) firstClaim() int64 {
+	if !m.quick() {
+		return 1
 	}
+	return max(1, min(int64(batchTarget)/(2*m.workNs.Load()), m.claimLimit()))
 }
+
+// claimLimit shrinks the ranges near the end, so that the workers finish
+// together.
+func (m *mapRun[In, Out]) claimLimit() int64 {
+	return min((int64(len(m.inputs))-m.next.Load())/(2*max(m.started.Load(), 1)), maxBatch)
+}
+
+// backlog fills in Map's part of a snapshot: its workers never sleep, and
+// any input left is worth a worker of quick work.
+func (m *mapRun[In, Out]) backlog(s *snapshot) {
+	s.backlog = max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
+	s.batch = 1
+}
+
+// returned is how many given-back inputs wait to be claimed again.
+func (m *mapRun[In, Out]) returned() int64 { return m.retItems.Load() }
 
 // stealFrom gives the unstarted rest of the range of the stalled lane l
 // back, for other workers to claim (see watched). l.mu is held.
 func (m *mapRun[In, Out]) stealFrom(l *lane[In, Out]) bool {
+	if l.b == nil {
+		return false
+	}
 	from, to, ok := l.steal()
 	if !ok {
 		return false
 	}
+	base := int64(l.b.start)
 	m.retMu.Lock()
-	m.returned = append(m.returned, returnedSpan{span{l.base + int64(from), l.base + int64(to)}, 1})
+	m.given = append(m.given, returnedSpan{span{base + int64(from), base + int64(to)}, 1})
 	m.nReturned.Add(1)
 	m.retItems.Add(int64(to - from))
 	m.retMu.Unlock()
@@ -433,13 +300,4 @@ func (m *mapRun[In, Out]) stalledQueue(moved bool) bool {
 func (m *mapRun[In, Out]) queued() bool {
 	left := max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
 	return left > 0 && !m.stopped() && m.started.Load() < int64(m.cfg.concurrency)
-}
-
-// stolen starts workers for the inputs stolen, one each (see
-// run.stolen).
-func (m *mapRun[In, Out]) stolen() {
-	if m.stopped() {
-		return
-	}
-	m.startWorkers(m.retItems.Load() - m.starting.Load())
 }

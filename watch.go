@@ -42,16 +42,16 @@ import (
 // i are written (the add publishes them), so finished = min(next-1, end).
 //
 // mu guards what the watcher and the consumer read besides word: the
-// claim's batch (for Run and Stream) or base (for Map), and taken. The
+// claim's batch, and taken. The
 // worker takes mu only to begin, extend and end a claim, and to record a
 // failure; never per call.
 type lane[In, Out any] struct {
 	word atomic.Uint64
 
 	mu    sync.Mutex
-	b     *batch[In, Out] // Run and Stream: the claim's inputs and results; nil between claims
-	base  int64           // Map: the input index of offset 0
+	b     *batch[In, Out] // the claim's inputs and results; nil between claims
 	taken int             // results before this offset were taken by the consumer
+	own   batch[In, Out]  // Map's batch for the lane's claims: Map writes results in place
 
 	gen     atomic.Uint32 // claims begun; tells a new claim from a stalled one with the same word
 	last    uint64        // word at the watcher's last sample; the watcher's own
@@ -69,9 +69,9 @@ const laneIdle = 1 << 32
 func unpack(w uint64) (next, end int) { return int(w >> 32), int(uint32(w)) }
 
 // begin publishes a new claim of n inputs. Only the lane's worker calls it.
-func (l *lane[In, Out]) begin(b *batch[In, Out], base int64, n int) {
+func (l *lane[In, Out]) begin(b *batch[In, Out], n int) {
 	l.mu.Lock()
-	l.b, l.base, l.taken = b, base, 0
+	l.b, l.taken = b, 0
 	l.gen.Add(1)
 	l.word.Store(uint64(n))
 	l.mu.Unlock()
@@ -270,18 +270,44 @@ func (w *watcher[In, Out]) sample(t int64, slack time.Duration) bool {
 }
 
 // watch is the watcher goroutine's body: it returns when done is closed.
-// It starts parked.
+// It starts parked (see init).
+//
+// Tokens on unpark: a waker sends one only when it clears parked, which
+// only the watcher sets; after it sets parked, the watcher takes the one
+// token of the waker that clears it, before it may set parked again, or
+// clears parked itself. So at most one token is ever pending, and a waker
+// never blocks, even after the watcher has returned.
 func (w *watcher[In, Out]) watch(done <-chan struct{}) {
 	defer w.timer.Stop()
+	asleep := true // parked was set, by init or below, and not cleared here
 	for {
-		if !w.wait(done) {
-			return
+		if asleep {
+			// In a testing/synctest bubble a parked watcher is durably
+			// blocked, so a run whose calls all wait for ever is
+			// reported as the deadlock it is instead of ticking for
+			// ever. Once woken it samples at once, if a sample is
+			// due: a timer under a millisecond fires a millisecond
+			// late while every processor is idle (the netpoller's
+			// timeout is in milliseconds), and a claim that stalls
+			// from its first call would be noticed late.
+			select {
+			case <-w.unpark:
+				asleep = false
+			case <-done:
+				return
+			}
+		} else {
+			select {
+			case <-w.timer.C:
+			case <-done:
+				return
+			}
 		}
 		w.mu.Lock()
 		t := int64(time.Since(w.t0))
 		if due := w.due.Load(); t < due {
 			// A worker sampled since the timer was set, and pushed it
-			// back; or an unpark came before the next sample is due.
+			// back; or a wake came before the next sample is due.
 			w.timer.Reset(time.Duration(due - t))
 			w.mu.Unlock()
 			continue
@@ -289,40 +315,17 @@ func (w *watcher[In, Out]) watch(done <-chan struct{}) {
 		if !w.sample(t, 0) {
 			w.timer.Stop()
 			w.parked.Store(true)
+			asleep = true
+			// Something that came at risk after the sample may have
+			// been missed by its waker, which saw parked clear: sample
+			// again once due. If a waker clears parked first, its
+			// token wakes the watcher instead.
 			if w.atRisk() && w.parked.CompareAndSwap(true, false) {
-				// Something came at risk after the sample, and its
-				// wake saw parked clear: sample again once due.
+				asleep = false
 				w.timer.Reset(time.Duration(w.due.Load() - t))
 			}
 		}
 		w.mu.Unlock()
-	}
-}
-
-// wait waits for the timer, or, parked, for a wake. It reports false once
-// done is closed. In a testing/synctest bubble a parked watcher is durably
-// blocked, so a run whose calls all wait for ever is reported as the
-// deadlock it is instead of ticking for ever.
-func (w *watcher[In, Out]) wait(done <-chan struct{}) bool {
-	if w.parked.Load() {
-		select {
-		case <-w.unpark:
-			// A sample now, if due: a timer under a millisecond fires a
-			// millisecond late while every processor is idle (the
-			// netpoller's timeout is in milliseconds), so that a claim
-			// that stalls from its first call would be noticed late.
-			return true
-		case <-done:
-			return false
-		}
-	}
-	select {
-	case <-w.timer.C:
-		return true
-	case <-w.unpark:
-		return true // a wake that cleared parked after the timer was stopped
-	case <-done:
-		return false
 	}
 }
 
