@@ -131,8 +131,9 @@ func TestMarkdownLinks(t *testing.T) {
 }
 
 // TestGuideQuotesCode checks that the Go code the docs pages show is the
-// code that docs/guide compiles and tests: every ```go block of these pages
-// must appear verbatim in a .go file of docs/guide.
+// code that docs/guide compiles and tests: every ```go block of the pages in
+// quotedPages must appear verbatim in a .go file of docs/guide, unless it
+// has a go-snippet context comment, which makes TestGoSnippets compile it.
 func TestGuideQuotesCode(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("docs", "guide", "*.go"))
 	if err != nil || len(files) == 0 {
@@ -143,37 +144,22 @@ func TestGuideQuotesCode(t *testing.T) {
 		code.WriteString(readFile(t, f))
 		code.WriteString("\n")
 	}
-	for _, page := range []string{"docs/guide.md", "docs/errors-and-cancellation.md", "docs/ordering.md"} {
+	for _, page := range quotedPages {
 		t.Run(page, func(t *testing.T) {
-			blocks := goBlocks(readFile(t, page))
-			if len(blocks) == 0 {
-				t.Fatalf("%s has no ```go block", page)
-			}
+			blocks, _ := fencedBlocks(readFile(t, page))
+			quoted := 0
 			for _, b := range blocks {
-				if !strings.Contains(code.String(), b) {
-					t.Errorf("%s quotes code that is in no file of docs/guide:\n%s", page, b)
+				if b.lang != "go" || b.hasContext {
+					continue
 				}
+				quoted++
+				if !strings.Contains(code.String(), b.code) {
+					t.Errorf("%s:%d quotes code that is in no file of docs/guide:\n%s", page, b.line, b.code)
+				}
+			}
+			if quoted == 0 {
+				t.Fatalf("%s has no ```go block quoting docs/guide", page)
 			}
 		})
 	}
-}
-
-// goBlocks returns the contents of the unindented ```go blocks of a
-// Markdown text.
-func goBlocks(text string) []string {
-	var blocks []string
-	var cur []string
-	in := false
-	for _, line := range strings.Split(text, "\n") {
-		switch {
-		case !in && line == "```go":
-			in, cur = true, nil
-		case in && line == "```":
-			in = false
-			blocks = append(blocks, strings.Join(cur, "\n"))
-		case in:
-			cur = append(cur, line)
-		}
-	}
-	return blocks
 }

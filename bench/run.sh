@@ -60,9 +60,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/bench.test" .
 
+# The commit measured, so that every figure can be traced to its engine.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ "$commit" != unknown ] && ! git diff --quiet HEAD -- ..; then commit="$commit (with uncommitted changes)"; fi
+
 mkdir -p results
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit: $commit"
 	echo "go: $(go version)"
 	echo "kernel: $(uname -sr)"
 	echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
@@ -121,7 +126,7 @@ if [ -n "${QUICK:-}" ]; then
 for conclusions. The full run is \`./run.sh\`." >"$tmp/tables/status"
 else
 	echo "The numbers below come from \`./run.sh\` ($COUNT interleaved passes,
-$(date -u +%Y-%m-%d))." >"$tmp/tables/status"
+$(date -u +%Y-%m-%d), commit $commit)." >"$tmp/tables/status"
 fi
 cp results/machine.txt "$tmp/tables/machine"
 
