@@ -409,7 +409,7 @@ func ExampleLimiter() {
 	_, err := fofi.Map(context.Background(), []int{1, 2, 3, 4}, func(_ context.Context, x int) (int, error) { return x, nil },
 		fofi.WithLimiter(limiter), fofi.WithConcurrency(1))
 	fmt.Println(err)
-	// Output: fofi: input 3: fofi: limiter: budget exhausted
+	// Output: fofi: input 3: limiter: budget exhausted
 }
 
 type limiterFunc func(ctx context.Context) error

@@ -24,7 +24,8 @@ type Option struct {
 //
 // Wait is called from several goroutines at once, so it must be safe for
 // concurrent use. A non-nil error that is not caused by the run stopping is
-// reported as a [*TaskError] for the input whose call it would have started.
+// reported as a [*TaskError] for the input whose call it would have started,
+// its Err wrapping the Limiter's error: "fofi: input 3: limiter: <error>".
 type Limiter interface {
 	Wait(ctx context.Context) error
 }
