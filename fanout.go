@@ -129,6 +129,7 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 		return nil, err
 	}
 	if ctx.Err() != nil {
+		observeNoRun(&cfg, false)
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
 	r := &run[In, Out]{cfg: cfg, inputs: inputs, pool: batchPool[In, Out]()}
@@ -214,6 +215,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	// goroutine of the run has exited.
 	defer r.shutdown()
 	complete := r.consume(deliver)
+	if r.obs != nil {
+		r.obs.complete = complete
+	}
 	r.shutdown()
 	// Nothing of the run runs any more, so the next run may reuse its
 	// ring. (When deliver panics, the deferred shutdown runs instead, and
@@ -753,6 +757,7 @@ func (r *run[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[In,
 // the TaskError to record and true when the run goes on.
 func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
 	if r.cancelled() {
+		r.obs.stoppedCall()
 		return nil, false // caused by the stop, not a reason for it
 	}
 	te := &TaskError{Index: index, Err: err}

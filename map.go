@@ -43,10 +43,12 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 		return nil, err
 	}
 	if ctx.Err() != nil {
+		observeNoRun(&cfg, false)
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
 	m := &mapRun[In, Out]{cfg: cfg, inputs: inputs, out: make([]Out, len(inputs))}
 	if len(inputs) == 0 {
+		observeNoRun(&cfg, true)
 		return m.out, nil
 	}
 	m.obs = newObserver(&cfg)
@@ -113,9 +115,6 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	m.startWorker()
 	m.wait()
 	m.shutdown()
-	if m.obs != nil {
-		m.obs.fill(&m.cfg)
-	}
 	m.replay()
 	if m.obs != nil {
 		m.obs.tick(true)
@@ -139,11 +138,17 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	return m.out, errors.Join(append(errs, err)...)
 }
 
-// shutdown stops the run and waits for its goroutines. It may run twice.
+// shutdown stops the run, waits for its goroutines and fills in the Stats.
+// It may run twice: the deferred call fills them in when the caller's
+// goroutine unwinds (a panicking progress function, say).
 func (m *mapRun[In, Out]) shutdown() {
 	m.close()
 	m.watching.Wait()
 	m.g.Wait()
+	if m.obs != nil {
+		m.obs.complete = m.completed.Load() == int64(len(m.inputs))
+		m.obs.fill(&m.cfg)
+	}
 }
 
 // wait waits until every call is done or the run stops. With
@@ -369,6 +374,7 @@ func (m *mapRun[In, Out]) calls(ctx context.Context, l *lane[In, Out]) (done, ca
 		if err != nil {
 			failed++
 			if m.cancelled() {
+				m.obs.stoppedCall()
 				return done, calls, failed, false // caused by the stop, not a reason for it
 			}
 			te := &TaskError{Index: int(i), Err: err}

@@ -38,7 +38,9 @@ const (
 	// The default buffer, max(minDefaultBuffer, defaultBufferPerWorker ×
 	// concurrency), leaves room for the batches that make short work cheap
 	// (see batching in fanout.go) at every concurrency: the window holds
-	// concurrency + 2 full batches.
+	// concurrency + 2 full batches. It is capped at maxBuffer, which it
+	// reaches at concurrency 1<<17, where batches are moot: that many
+	// calls in flight are slow ones.
 	minDefaultBuffer       = 1024
 	defaultBufferPerWorker = 128
 )
@@ -47,7 +49,7 @@ const (
 // newConfig.
 type config struct {
 	concurrency     int
-	buffer          int // 128 × concurrency unless bufferSet
+	buffer          int // the default (see newConfig) unless bufferSet
 	bufferSet       bool
 	ordered         bool
 	continueOnError bool
@@ -80,11 +82,11 @@ func WithConcurrency(n int) Option {
 
 // WithBuffer sets how many finished results may wait for the consumer.
 // While the consumer is busy, work goes on until n results wait; then the
-// producers block (backpressure). The default is 1024 or 128 ×
-// concurrency, whichever is larger, which lets fofi hand short work over in
-// batches; a small buffer makes each hand
-// over smaller and so costs speed, never correctness. n must be between 0
-// and 1<<24; WithBuffer(0) hands every result straight to the consumer.
+// producers block (backpressure). The default is 128 × concurrency, at
+// least 1024 and at most 1<<24, which lets fofi hand short work over in
+// batches; a small buffer makes each hand over smaller and so costs speed,
+// never correctness. n must be between 0 and 1<<24; WithBuffer(0) hands
+// every result straight to the consumer.
 //
 // With a blocked consumer at most concurrency + n + 1 results exist at
 // once, and inputs are pulled at most concurrency + n + 2 ahead of consume.
@@ -174,7 +176,7 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithProgress(%v, nil): fn must not be nil", c.progressEvery)
 	}
 	if !c.bufferSet {
-		c.buffer = max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency)
+		c.buffer = min(max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency), maxBuffer)
 	}
 	return c, nil
 }
