@@ -107,7 +107,8 @@
 // every other input is still processed, every successful result still
 // reaches the consumer, and the error returned is errors.Join of the
 // [*TaskError]s in input order. A consume error and cancellation still stop
-// the run.
+// the run; the error then joins the failures so far and the reason for the
+// stop, and [Map] returns no outputs.
 //
 // Results that have not reached the consumer when the run stops are
 // dropped: nothing else is ever dropped, and without a stop every

@@ -3,9 +3,13 @@ package fofi_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/fofi-go/fofi"
 )
@@ -103,5 +107,42 @@ func TestTaskErrorText(t *testing.T) {
 		if got := te.Error(); got != c.want || !errors.Is(te, c.err) {
 			t.Errorf("TaskError{3, %q}.Error() = %q, want %q wrapping it", c.err, got, c.want)
 		}
+	}
+}
+
+// TestMapContinueOnErrorStopped checks that Map with WithContinueOnError
+// returns no outputs when the run stops before every input was called,
+// as it does without a failure: the zeros of the inputs that never ran
+// would read as results. The error keeps the failures seen before the
+// stop, in input order, then the reason for the stop.
+func TestMapContinueOnErrorStopped(t *testing.T) {
+	errBad := errors.New("bad")
+	for _, failAt := range []int{-1, 10} {
+		t.Run(fmt.Sprintf("failure at %d", failAt), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				time.AfterFunc(50*time.Millisecond+time.Microsecond, cancel) // during the call of input 50
+				work := func(ctx context.Context, x int) (int, error) {
+					select {
+					case <-time.After(time.Millisecond):
+					case <-ctx.Done():
+						return 0, ctx.Err()
+					}
+					if x == failAt {
+						return 0, errBad
+					}
+					return x + 1, nil
+				}
+				out, err := fofi.Map(ctx, slices.Collect(seq(100)), work, fofi.WithContinueOnError(), fofi.WithConcurrency(1))
+				if out != nil || !errors.Is(err, context.Canceled) {
+					t.Fatalf("Map(...) = %d outputs, %v; want nil and context.Canceled", len(out), err)
+				}
+				var te *fofi.TaskError
+				if got := errors.As(err, &te); got != (failAt >= 0) || got && (te.Index != failAt || !errors.Is(err, errBad)) {
+					t.Errorf("Map(...) error %q, want the failure at input %d in it, if any", err, failAt)
+				}
+			})
+		})
 	}
 }

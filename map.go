@@ -21,7 +21,11 @@ import (
 // being the first [*TaskError] or the context's error (errors.Is(err,
 // ctx.Err()) holds). With [WithContinueOnError] Map returns every result,
 // the zero value where work failed, and errors.Join of the [*TaskError]s in
-// input order. A panic or runtime.Goexit in work is replayed on the caller's
+// input order. A run that stops before every input was called returns nil
+// outputs in every case: with WithContinueOnError, when ctx is cancelled,
+// Map returns nil and errors.Join of the [*TaskError]s so far, in input
+// order, and the context's error. Non-nil outputs are therefore always
+// complete. A panic or runtime.Goexit in work is replayed on the caller's
 // goroutine (see Panics).
 //
 // Map has the whole input at hand, so it needs no feeder and no result
@@ -135,7 +139,13 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	for _, te := range m.taskErrs {
 		errs = append(errs, te)
 	}
-	return m.out, errors.Join(append(errs, err)...)
+	if err != nil {
+		// Stopped before every input was called: the zeros of the inputs
+		// that never ran would read as results, so there are none, as
+		// for a run without failures.
+		return nil, errors.Join(append(errs, err)...)
+	}
+	return m.out, errors.Join(errs...)
 }
 
 // shutdown stops the run, waits for its goroutines and fills in the Stats.

@@ -108,7 +108,10 @@ func WithOrdered() Option {
 // other input is still processed and every successful result still reaches
 // the consumer. [Run] and [Map] then return errors.Join of the
 // [*TaskError]s in input order; [Stream] yields each failure as it comes.
-// A consume error, a panic and cancellation still stop the run.
+// A consume error, a panic and cancellation still stop the run; the error
+// is then the failures so far followed by the reason for the stop, and
+// [Map] returns nil outputs, as it does for any run that did not call
+// every input.
 func WithContinueOnError() Option {
 	return Option{func(c *config) { c.continueOnError = true }}
 }
