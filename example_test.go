@@ -400,7 +400,7 @@ func ExampleStats_String() {
 // early, before every input was processed.
 func ExampleVerdict() {
 	slowStart := limiterFunc(func(ctx context.Context) error {
-		time.Sleep(2 * time.Millisecond) // say, a rate limit of 500 calls a second
+		time.Sleep(5 * time.Millisecond) // a slow Limiter: every call waits 5ms for it
 		return ctx.Err()
 	})
 	quick := func(_ context.Context, x int) (int, error) { return x, nil }

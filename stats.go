@@ -30,7 +30,9 @@ import (
 // spends around each call.
 type Stats struct {
 	// Started counts the work calls started: Succeeded + Failed +
-	// Cancelled, plus a call that panicked or called runtime.Goexit.
+	// Cancelled. When work panics or calls runtime.Goexit, the calls of
+	// that worker's batch (quick calls are counted a batch at a time) are
+	// counted in none of them.
 	Started   int64
 	Succeeded int64 // work calls that returned a nil error
 	// Failed counts the work calls whose error (or whose Limiter's) was
