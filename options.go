@@ -80,15 +80,16 @@ func WithConcurrency(n int) Option {
 	return Option{func(c *config) { c.concurrency = n }}
 }
 
-// WithBuffer sets how many finished results may wait for the consumer.
-// While the consumer is busy, work goes on until n results wait; then the
-// producers block (backpressure). The default is 128 × concurrency, at
+// WithBuffer sets how many finished results may be ready for the consumer
+// beyond those the work slots hold. While the consumer is busy, work goes
+// on until the window of concurrency + n + 1 results is full; then the
+// workers are blocked (backpressure). The default is 128 × concurrency, at
 // least 1024 and at most 1<<24, which lets fofi hand short work over in
 // batches; a small buffer makes each hand over smaller and so costs speed,
 // never correctness. n must be between 0 and 1<<24; WithBuffer(0) hands
 // every result straight to the consumer.
 //
-// With a blocked consumer at most concurrency + n + 1 results exist at
+// With a busy consumer at most concurrency + n + 1 results exist at
 // once, and inputs are pulled at most concurrency + n + 2 ahead of consume.
 // [Map] has no consumer and ignores the buffer (it still validates n).
 func WithBuffer(n int) Option {
