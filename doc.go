@@ -81,8 +81,8 @@
 // results consume has finished, and at most concurrency + buffer + 1
 // results exist that consume has not finished. A slow consumer therefore
 // slows the producers down, and a 10-million-item input streams in
-// constant memory. The buffer defaults to 1024 or 128 × concurrency,
-// whichever is larger; a smaller buffer costs speed, never correctness.
+// constant memory. The buffer defaults to 128 × concurrency, at least 1024
+// and at most 1<<24; a smaller buffer costs speed, never correctness.
 //
 // # Ordering
 //
@@ -108,7 +108,8 @@
 // every other input is still processed, every successful result still
 // reaches the consumer, and the error returned is errors.Join of the
 // [*TaskError]s in input order. A consume error and cancellation still stop
-// the run.
+// the run; the error then joins the failures so far and the reason for the
+// stop, and [Map] returns no outputs.
 //
 // Results that have not reached the consumer when the run stops are
 // dropped: nothing else is ever dropped, and without a stop every
@@ -143,12 +144,13 @@
 // # Statistics
 //
 // [WithStats] fills in a [Stats] when the run returns: calls started,
-// succeeded and failed, the time spent working, consuming, blocked by
-// backpressure and starved of results, waiting for a [Limiter] or a
-// [Pool], and the most calls in flight and results waiting. [Stats.String]
-// reads the figures and says what limited the run: the consumer, the
-// producers, the Limiter or the Pool. [WithProgress] reports progress while
-// the run goes. Without these options nothing is measured.
+// succeeded, failed and cancelled by the stop, the time spent working,
+// consuming, blocked by backpressure and starved of results, waiting for a
+// [Limiter] or a [Pool], and the most calls in flight and results ready.
+// Its [Verdict] says what limited the run: the consumer, the producers, the
+// Limiter or the Pool, or that it stopped early; [Stats.String] explains it.
+// [WithProgress] reports progress while the run goes. Without these options
+// nothing is measured.
 //
 // # Goroutine lifetimes
 //

@@ -323,6 +323,7 @@ func (e *engine[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[
 // the TaskError to record and true when the run goes on.
 func (e *engine[In, Out]) failed(index int, err error) (*TaskError, bool) {
 	if e.cancelled() {
+		e.obs.stoppedCall()
 		return nil, false // caused by the stop, not a reason for it
 	}
 	te := &TaskError{Index: index, Err: err}

@@ -3,6 +3,8 @@ package fofi
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // ErrInvalidOption is wrapped by every configuration error: a bad option
@@ -35,9 +37,16 @@ type TaskError struct {
 	Err   error // the error that work (or the Limiter) returned
 }
 
-// Error returns "fofi: input <Index>: <Err>".
+// Error returns "fofi: input <Index>: <Err>". The chain names fofi once:
+// when the text of Err starts with "fofi: " too (the error of a run nested
+// in work, or [ErrClosed]), that prefix is left out, so a nested run's
+// failure reads "fofi: input 3: input 2: <its error>".
 func (e *TaskError) Error() string {
-	return fmt.Sprintf("fofi: input %d: %v", e.Index, e.Err)
+	msg := "<nil>"
+	if e.Err != nil {
+		msg, _ = strings.CutPrefix(e.Err.Error(), "fofi: ")
+	}
+	return "fofi: input " + strconv.Itoa(e.Index) + ": " + msg
 }
 
 // Unwrap returns Err.

@@ -335,10 +335,10 @@ func ExampleWithStats() {
 		fofi.WithConcurrency(4), fofi.WithBuffer(2), fofi.WithStats(&stats))
 
 	fmt.Println(stats.Started, "calls,", stats.Failed, "failed")
-	fmt.Println(strings.Contains(stats.String(), "Consumer-bound"))
+	fmt.Println(stats.Verdict)
 	// Output:
 	// 20 calls, 0 failed
-	// true
+	// consumer-bound
 }
 
 // WithProgress reports how far a run has got, on the caller's goroutine,
@@ -380,7 +380,7 @@ func ExamplePool_Close() {
 }
 
 // Stats.String reads the figures and names what limited the run; here the
-// work is slow and the consumer waits for it.
+// work is slow and the consumer is starved of results.
 func ExampleStats_String() {
 	var stats fofi.Stats
 	_ = fofi.Run(context.Background(), slices.Values(make([]int, 8)),
@@ -389,10 +389,44 @@ func ExampleStats_String() {
 		fofi.WithConcurrency(2), fofi.WithStats(&stats))
 	s := stats.String()
 	fmt.Println(s[:strings.Index(s, " in ")]) // the timings vary from run to run
-	fmt.Println(s[strings.Index(s, "Producer-bound"):strings.Index(s, ":")])
+	fmt.Println(stats.Verdict, strings.Contains(s, "Producer-bound: the consumer was starved"))
 	// Output:
 	// 8 work calls (0 failed)
-	// Producer-bound
+	// producer-bound true
+}
+
+// Stats.Verdict is the diagnosis as a value, for a program to act on: here
+// a run whose every call waits for a Limiter, and one that a failure stops
+// early, before every input was processed.
+func ExampleVerdict() {
+	slowStart := limiterFunc(func(ctx context.Context) error {
+		time.Sleep(5 * time.Millisecond) // a slow Limiter: every call waits 5ms for it
+		return ctx.Err()
+	})
+	quick := func(_ context.Context, x int) (int, error) { return x, nil }
+	var paced, failed fofi.Stats
+	_, _ = fofi.Map(context.Background(), make([]int, 10), quick,
+		fofi.WithLimiter(slowStart), fofi.WithStats(&paced))
+	_, _ = fofi.Map(context.Background(), []int{1, 2, 3}, func(_ context.Context, x int) (int, error) {
+		if x == 2 {
+			return 0, errors.New("bad input")
+		}
+		return x, nil
+	}, fofi.WithConcurrency(1), fofi.WithStats(&failed))
+
+	for _, s := range []fofi.Stats{paced, failed} {
+		switch s.Verdict {
+		case fofi.LimiterBound:
+			fmt.Println("limiter-bound: more concurrency will not help")
+		case fofi.StoppedEarly:
+			fmt.Println("stopped early after", s.Started, "calls,", s.Failed, "failed")
+		default:
+			fmt.Println(s.Verdict)
+		}
+	}
+	// Output:
+	// limiter-bound: more concurrency will not help
+	// stopped early after 2 calls, 1 failed
 }
 
 // Any type with a Wait(ctx) error method is a Limiter: here one that lets
@@ -409,7 +443,7 @@ func ExampleLimiter() {
 	_, err := fofi.Map(context.Background(), []int{1, 2, 3, 4}, func(_ context.Context, x int) (int, error) { return x, nil },
 		fofi.WithLimiter(limiter), fofi.WithConcurrency(1))
 	fmt.Println(err)
-	// Output: fofi: input 3: fofi: limiter: budget exhausted
+	// Output: fofi: input 3: limiter: budget exhausted
 }
 
 type limiterFunc func(ctx context.Context) error

@@ -188,9 +188,12 @@ func (r *run[In, Out]) deliver(b *batch[In, Out], fn func(Out, *TaskError) bool)
 
 // Merge fans the values of several channels into one: it returns a channel
 // that receives every value sent on chans, in the order they arrive, and is
-// closed once every channel in chans is closed, or ctx is done. Values still
-// unsent when ctx is done are dropped. Nil channels in chans are ignored, so
-// Merge with no channel, or only nil ones, returns a closed channel.
+// closed once every channel in chans is closed, or ctx is done. Once ctx is
+// done, Merge sends nothing more, even to a reader that is waiting: a value
+// received from chans but not yet sent is dropped (only a send already
+// under way as ctx becomes done may complete). Nil channels in chans are
+// ignored, so Merge with no channel, or only nil ones, returns a closed
+// channel.
 //
 // Merge starts one goroutine per channel; all of them have exited, or are
 // about to exit without touching any channel, when the returned channel is
@@ -208,18 +211,27 @@ func Merge[T any](ctx context.Context, chans ...<-chan T) <-chan T {
 			continue
 		}
 		wg.Go(func() {
+			done := ctx.Done()
 			for {
 				select {
 				case v, ok := <-c:
 					if !ok {
 						return
 					}
+					// A select with both cases ready picks one at
+					// random, so a waiting reader would get v after
+					// ctx is done one time in two: ask done first.
+					select {
+					case <-done:
+						return
+					default:
+					}
 					select {
 					case out <- v:
-					case <-ctx.Done():
+					case <-done:
 						return
 					}
-				case <-ctx.Done():
+				case <-done:
 					return
 				}
 			}

@@ -127,6 +127,7 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 		return nil, err
 	}
 	if ctx.Err() != nil {
+		observeNoRun(&cfg, false)
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
 	r := &run[In, Out]{inputs: inputs, pool: batchPool[In, Out]()}
@@ -195,6 +196,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	// goroutine of the run has exited.
 	defer r.shutdown()
 	complete := r.consume(deliver)
+	if r.obs != nil {
+		r.obs.complete = complete
+	}
 	r.shutdown()
 	// Nothing of the run runs any more, so the next run may reuse its
 	// ring. (When deliver panics, the deferred shutdown runs instead, and

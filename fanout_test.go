@@ -1219,6 +1219,25 @@ func TestMerge(t *testing.T) {
 			}
 		})
 	})
+	t.Run("nothing after ctx is done", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// Every channel has a value ready and the reader waits, but
+			// ctx is done already: Merge must send nothing. Without a
+			// check of ctx first, each forwarder's select picks a ready
+			// case at random, and one of 64 sends almost surely.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var chans []<-chan int
+			for i := range 64 {
+				ch := make(chan int, 1)
+				ch <- i
+				chans = append(chans, ch)
+			}
+			for v := range fofi.Merge(ctx, chans...) {
+				t.Fatalf("Merge delivered %d after ctx was done, want nothing", v)
+			}
+		})
+	})
 	t.Run("nil context", func(t *testing.T) {
 		defer func() {
 			if recover() == nil {

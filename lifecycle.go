@@ -254,7 +254,7 @@ func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
 		}
 		if err != nil {
 			var zero Out
-			return zero, fmt.Errorf("fofi: limiter: %w", err)
+			return zero, fmt.Errorf("limiter: %w", err) // TaskError.Error names fofi
 		}
 	}
 	if c.timeout > 0 {

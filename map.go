@@ -18,7 +18,11 @@ import (
 // being the first [*TaskError] or the context's error (errors.Is(err,
 // ctx.Err()) holds). With [WithContinueOnError] Map returns every result,
 // the zero value where work failed, and errors.Join of the [*TaskError]s in
-// input order. A panic or runtime.Goexit in work is replayed on the caller's
+// input order. A run that stops before every input was called returns nil
+// outputs in every case: with WithContinueOnError, when ctx is cancelled,
+// Map returns nil and errors.Join of the [*TaskError]s so far, in input
+// order, and the context's error. Non-nil outputs are therefore always
+// complete. A panic or runtime.Goexit in work is replayed on the caller's
 // goroutine (see Panics).
 //
 // Map has the whole input at hand, so it needs no feeder and no result
@@ -40,11 +44,13 @@ func Map[In, Out any](ctx context.Context, inputs []In,
 		return nil, err
 	}
 	if ctx.Err() != nil {
+		observeNoRun(&cfg, false)
 		return nil, parentError(ctx, context.Cause(ctx))
 	}
 	m := &mapRun[In, Out]{inputs: inputs, out: make([]Out, len(inputs))}
 	m.cfg = cfg
 	if len(inputs) == 0 {
+		observeNoRun(&cfg, true)
 		return m.out, nil
 	}
 	m.obs = newObserver(&cfg)
@@ -95,9 +101,6 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	m.startWorker()
 	m.wait()
 	m.shutdown()
-	if m.obs != nil {
-		m.obs.fill(&m.cfg)
-	}
 	m.replay()
 	if m.obs != nil {
 		m.obs.tick(true)
@@ -118,14 +121,26 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 	for _, te := range m.taskErrs {
 		errs = append(errs, te)
 	}
-	return m.out, errors.Join(append(errs, err)...)
+	if err != nil {
+		// Stopped before every input was called: the zeros of the inputs
+		// that never ran would read as results, so there are none, as
+		// for a run without failures.
+		return nil, errors.Join(append(errs, err)...)
+	}
+	return m.out, errors.Join(errs...)
 }
 
-// shutdown stops the run and waits for its goroutines. It may run twice.
+// shutdown stops the run, waits for its goroutines and fills in the Stats.
+// It may run twice: the deferred call fills them in when the caller's
+// goroutine unwinds (a panicking progress function, say).
 func (m *mapRun[In, Out]) shutdown() {
 	m.close()
 	m.watching.Wait()
 	m.workers.Wait()
+	if m.obs != nil {
+		m.obs.complete = m.completed.Load() == int64(len(m.inputs))
+		m.obs.fill(&m.cfg)
+	}
 }
 
 // wait waits until every call is done or the run stops. With

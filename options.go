@@ -24,7 +24,8 @@ type Option struct {
 //
 // Wait is called from several goroutines at once, so it must be safe for
 // concurrent use. A non-nil error that is not caused by the run stopping is
-// reported as a [*TaskError] for the input whose call it would have started.
+// reported as a [*TaskError] for the input whose call it would have started,
+// its Err wrapping the Limiter's error: "fofi: input 3: limiter: <error>".
 type Limiter interface {
 	Wait(ctx context.Context) error
 }
@@ -37,7 +38,9 @@ const (
 	// The default buffer, max(minDefaultBuffer, defaultBufferPerWorker ×
 	// concurrency), leaves room for the batches that make short work cheap
 	// (see batching in fanout.go) at every concurrency: the window holds
-	// concurrency + 2 full batches.
+	// concurrency + 2 full batches. It is capped at maxBuffer, which it
+	// reaches at concurrency 1<<17, where batches are moot: that many
+	// calls in flight are slow ones.
 	minDefaultBuffer       = 1024
 	defaultBufferPerWorker = 128
 )
@@ -46,7 +49,7 @@ const (
 // newConfig.
 type config struct {
 	concurrency     int
-	buffer          int // 128 × concurrency unless bufferSet
+	buffer          int // the default (see newConfig) unless bufferSet
 	bufferSet       bool
 	ordered         bool
 	continueOnError bool
@@ -77,15 +80,16 @@ func WithConcurrency(n int) Option {
 	return Option{func(c *config) { c.concurrency = n }}
 }
 
-// WithBuffer sets how many finished results may wait for the consumer.
-// While the consumer is busy, work goes on until n results wait; then the
-// producers block (backpressure). The default is 1024 or 128 ×
-// concurrency, whichever is larger, which lets fofi hand short work over in
-// batches; a small buffer makes each hand
-// over smaller and so costs speed, never correctness. n must be between 0
-// and 1<<24; WithBuffer(0) hands every result straight to the consumer.
+// WithBuffer sets how many finished results may be ready for the consumer
+// beyond those the work slots hold. While the consumer is busy, work goes
+// on until the window of concurrency + n + 1 results is full; then the
+// workers are blocked (backpressure). The default is 128 × concurrency, at
+// least 1024 and at most 1<<24, which lets fofi hand short work over in
+// batches; a small buffer makes each hand over smaller and so costs speed,
+// never correctness. n must be between 0 and 1<<24; WithBuffer(0) hands
+// every result straight to the consumer.
 //
-// With a blocked consumer at most concurrency + n + 1 results exist at
+// With a busy consumer at most concurrency + n + 1 results exist at
 // once, and inputs are pulled at most concurrency + n + 2 ahead of consume.
 // [Map] has no consumer and ignores the buffer (it still validates n).
 func WithBuffer(n int) Option {
@@ -105,7 +109,10 @@ func WithOrdered() Option {
 // other input is still processed and every successful result still reaches
 // the consumer. [Run] and [Map] then return errors.Join of the
 // [*TaskError]s in input order; [Stream] yields each failure as it comes.
-// A consume error, a panic and cancellation still stop the run.
+// A consume error, a panic and cancellation still stop the run; the error
+// is then the failures so far followed by the reason for the stop, and
+// [Map] returns nil outputs, as it does for any run that did not call
+// every input.
 func WithContinueOnError() Option {
 	return Option{func(c *config) { c.continueOnError = true }}
 }
@@ -173,7 +180,7 @@ func newConfig(opts []Option) (config, error) {
 		return c, configError("WithProgress(%v, nil): fn must not be nil", c.progressEvery)
 	}
 	if !c.bufferSet {
-		c.buffer = max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency)
+		c.buffer = min(max(minDefaultBuffer, defaultBufferPerWorker*c.concurrency), maxBuffer)
 	}
 	return c, nil
 }

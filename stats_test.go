@@ -41,21 +41,22 @@ func (l slowLimiter) Wait(ctx context.Context) error {
 func TestStatsVerdicts(t *testing.T) {
 	cases := []struct {
 		name    string
-		verdict string
+		verdict fofi.Verdict
+		text    string // in String
 		run     func(t *testing.T, s *fofi.Stats) error
 		check   func(t *testing.T, s fofi.Stats)
 	}{
-		{"slow consumer", "Consumer-bound",
+		{"slow consumer", fofi.ConsumerBound, "Consumer-bound",
 			func(t *testing.T, s *fofi.Stats) error {
 				return fofi.Run(t.Context(), seq(100), sleepWork(time.Millisecond), sleepConsume(10*time.Millisecond),
 					fofi.WithConcurrency(4), fofi.WithBuffer(4), fofi.WithStats(s))
 			},
 			func(t *testing.T, s fofi.Stats) {
-				if s.Consume != time.Second || s.MaxBuffered > 4+4+1 {
-					t.Errorf("Consume = %v, MaxBuffered = %d, want 1s and at most concurrency+buffer+1", s.Consume, s.MaxBuffered)
+				if s.Consume != time.Second || s.MaxReady > 4+4+1 {
+					t.Errorf("Consume = %v, MaxReady = %d, want 1s and at most concurrency+buffer+1", s.Consume, s.MaxReady)
 				}
 			}},
-		{"slow work, every slot busy", "every work slot busy",
+		{"slow work, every slot busy", fofi.ProducerBound, "every work slot busy",
 			func(t *testing.T, s *fofi.Stats) error {
 				return fofi.Run(t.Context(), seq(100), sleepWork(10*time.Millisecond), func(int) error { return nil },
 					fofi.WithConcurrency(2), fofi.WithStats(s))
@@ -65,7 +66,7 @@ func TestStatsVerdicts(t *testing.T) {
 					t.Errorf("Wall, Work, MaxInFlight = %v, %v, %d, want 500ms, 1s, 2", s.Wall, s.Work, s.MaxInFlight)
 				}
 			}},
-		{"slow inputs", "the inputs came too slowly",
+		{"slow inputs", fofi.ProducerBound, "the inputs came too slowly",
 			func(t *testing.T, s *fofi.Stats) error {
 				slowInputs := func(yield func(int) bool) {
 					for i := range 20 {
@@ -83,12 +84,12 @@ func TestStatsVerdicts(t *testing.T) {
 					t.Errorf("MaxInFlight = %d, want 1", s.MaxInFlight)
 				}
 			}},
-		{"matched", "Balanced",
+		{"matched", fofi.Balanced, "Balanced",
 			func(t *testing.T, s *fofi.Stats) error {
 				return fofi.Run(t.Context(), seq(100), sleepWork(time.Millisecond), sleepConsume(time.Millisecond),
 					fofi.WithConcurrency(1), fofi.WithBuffer(1), fofi.WithStats(s))
 			}, nil},
-		{"limiter", "Limited by the Limiter",
+		{"limiter", fofi.LimiterBound, "Limiter-bound",
 			func(t *testing.T, s *fofi.Stats) error {
 				_, err := fofi.Map(t.Context(), make([]int, 20), sleepWork(time.Millisecond),
 					fofi.WithLimiter(slowLimiter{10 * time.Millisecond}), fofi.WithStats(s))
@@ -99,7 +100,7 @@ func TestStatsVerdicts(t *testing.T) {
 					t.Errorf("Limited, Work = %v, %v, want 200ms and 20ms (the waits are not work)", s.Limited, s.Work)
 				}
 			}},
-		{"pool", "Limited by the Pool",
+		{"pool", fofi.PoolBound, "Pool-bound",
 			func(t *testing.T, s *fofi.Stats) error {
 				p, _ := fofi.NewPool(1)
 				ctx, cancel := context.WithCancel(t.Context())
@@ -128,11 +129,14 @@ func TestStatsVerdicts(t *testing.T) {
 				if err := c.run(t, &s); err != nil {
 					t.Fatal(err)
 				}
-				if got := s.String(); !strings.Contains(got, c.verdict) {
-					t.Errorf("Stats.String() = %q, want the verdict %q", got, c.verdict)
+				if s.Verdict != c.verdict {
+					t.Errorf("Verdict = %v, want %v", s.Verdict, c.verdict)
 				}
-				if s.Started == 0 || s.Succeeded != s.Started || s.Failed != 0 {
-					t.Errorf("Started, Succeeded, Failed = %d, %d, %d", s.Started, s.Succeeded, s.Failed)
+				if got := s.String(); !strings.Contains(got, c.text) {
+					t.Errorf("Stats.String() = %q, want the verdict %q", got, c.text)
+				}
+				if s.Started == 0 || s.Succeeded != s.Started || s.Failed != 0 || s.Cancelled != 0 {
+					t.Errorf("Started, Succeeded, Failed, Cancelled = %d, %d, %d, %d", s.Started, s.Succeeded, s.Failed, s.Cancelled)
 				}
 				if c.check != nil {
 					c.check(t, s)
@@ -204,6 +208,9 @@ func TestStatsEveryExitPath(t *testing.T) {
 					if name == "error" && s.Failed != 1 {
 						t.Errorf("Failed = %d, want 1", s.Failed)
 					}
+					if want := fofi.StoppedEarly; name == "success" && s.Verdict == want || name != "success" && s.Verdict != want {
+						t.Errorf("Verdict after %s = %v, want StoppedEarly only for a run that stopped", name, s.Verdict)
+					}
 				})
 			})
 		}
@@ -262,6 +269,198 @@ func TestStatsBadOptions(t *testing.T) {
 		_, err := fofi.Map(t.Context(), []int{1}, func(_ context.Context, x int) (int, error) { return x, nil }, c.opt)
 		if !errors.Is(err, fofi.ErrInvalidOption) || err.Error() != c.want {
 			t.Errorf("Map = %v, want %q", err, c.want)
+		}
+	}
+}
+
+// TestStatsRunsThatStartNothing checks that the Stats are filled in, and
+// the final progress report made, for a run that starts no work call: an
+// empty input, and a context cancelled before the call. A configuration
+// error leaves both untouched.
+func TestStatsRunsThatStartNothing(t *testing.T) {
+	never := func(context.Context, int) (int, error) { panic("work called") }
+	for _, e := range entries {
+		for _, c := range []struct {
+			name    string
+			cancel  bool
+			n       int
+			opts    []fofi.Option
+			verdict fofi.Verdict // 0: the Stats stay untouched
+		}{
+			{"empty input", false, 0, nil, fofi.Balanced},
+			{"cancelled before", true, 10, nil, fofi.StoppedEarly},
+			{"bad option", false, 10, []fofi.Option{fofi.WithBuffer(-1)}, 0},
+		} {
+			t.Run(e.name+"/"+c.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					if c.cancel {
+						cancel()
+					}
+					s := fofi.Stats{Started: -1}
+					var reports []fofi.Progress
+					opts := append([]fofi.Option{fofi.WithConcurrency(3), fofi.WithStats(&s),
+						fofi.WithProgress(time.Hour, func(p fofi.Progress) { reports = append(reports, p) })}, c.opts...)
+					e.run(ctx, c.n, never, opts...)
+					if c.verdict == 0 {
+						if s != (fofi.Stats{Started: -1}) || len(reports) != 0 {
+							t.Errorf("after a configuration error Stats = %+v, %d progress reports; want both untouched", s, len(reports))
+						}
+						return
+					}
+					if want := (fofi.Stats{Concurrency: 3, Buffer: 1024, Verdict: c.verdict}); s != want {
+						t.Errorf("Stats = %+v, want %+v", s, want)
+					}
+					if len(reports) != 1 || reports[0].Done != 0 {
+						t.Errorf("progress reports %+v, want one final report of nothing done", reports)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestStatsProgressPanics checks that the Stats are filled in when the
+// progress function panics, on the caller's goroutine, in the middle of
+// the run.
+func TestStatsProgressPanics(t *testing.T) {
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var s fofi.Stats
+				func() {
+					defer func() {
+						if r := recover(); r != "progress" {
+							t.Errorf("recovered %v, want the progress function's panic", r)
+						}
+					}()
+					e.run(t.Context(), 100, sleepWork(time.Millisecond), fofi.WithConcurrency(2), fofi.WithStats(&s),
+						fofi.WithProgress(10*time.Millisecond, func(fofi.Progress) { panic("progress") }))
+				}()
+				if s.Started == 0 || s.Wall == 0 || s.Concurrency != 2 || s.Verdict != fofi.StoppedEarly {
+					t.Errorf("Stats after a panic in the progress function = %+v, want them filled in, StoppedEarly", s)
+				}
+			})
+		})
+	}
+}
+
+// TestStatsFailedIsReported checks that Failed counts the failures the run
+// reports, not the calls that fail because the stop cancelled them: one
+// call fails while seven others block until the run stops.
+func TestStatsFailedIsReported(t *testing.T) {
+	for _, e := range entries {
+		for _, continueOnError := range []bool{false, true} {
+			name := e.name
+			if continueOnError {
+				name += "/WithContinueOnError"
+			}
+			t.Run(name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					work := func(ctx context.Context, x int) (int, error) {
+						if x == 7 {
+							time.Sleep(time.Millisecond)
+							if continueOnError {
+								// The only way to stop such a run early,
+								// once the failure is recorded.
+								time.AfterFunc(time.Millisecond, cancel)
+							}
+							return 0, errors.New("fail")
+						}
+						<-ctx.Done()
+						return 0, ctx.Err()
+					}
+					var s fofi.Stats
+					var last fofi.Progress
+					_, err := e.run(ctx, 100, work, fofi.WithConcurrency(8), fofi.WithStats(&s),
+						fofi.WithProgress(time.Hour, func(p fofi.Progress) { last = p }))
+					if err == nil {
+						t.Fatal("the run succeeded, want it failed")
+					}
+					if s.Started != 8 || s.Failed != 1 || s.Cancelled != 7 || s.Succeeded != 0 {
+						t.Errorf("Started, Succeeded, Failed, Cancelled = %d, %d, %d, %d, want 8, 0, 1, 7",
+							s.Started, s.Succeeded, s.Failed, s.Cancelled)
+					}
+					if s.Verdict != fofi.StoppedEarly {
+						t.Errorf("Verdict = %v, want StoppedEarly", s.Verdict)
+					}
+					if got, want := s.String(), "8 work calls (1 failed, 7 cancelled by the stop)"; !strings.HasPrefix(got, want) {
+						t.Errorf("String() = %q, want it to start with %q", got, want)
+					}
+					if last.Done != 8 || last.Failed != 1 {
+						t.Errorf("final progress %+v, want Done 8, Failed 1", last)
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestStatsBreak checks that a loop over Stream that breaks early gets the
+// verdict StoppedEarly, not a diagnosis of a run cut short.
+func TestStatsBreak(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s fofi.Stats
+		for range fofi.Stream(t.Context(), seq(100), sleepWork(time.Millisecond), fofi.WithStats(&s)) {
+			break
+		}
+		if s.Verdict != fofi.StoppedEarly {
+			t.Errorf("Verdict after a break = %v, want StoppedEarly", s.Verdict)
+		}
+		if got := s.String(); !strings.Contains(got, "Stopped early") {
+			t.Errorf("String() = %q, want it to say the run stopped early", got)
+		}
+	})
+}
+
+// TestStatsWords checks the one word per kind of wait: String says
+// blocked, starved, ready and waits, and never "waiting"; it names the
+// window, so that more ready results than the buffer read as expected.
+func TestStatsWords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s fofi.Stats
+		err := fofi.Run(t.Context(), seq(20), sleepWork(time.Millisecond), sleepConsume(5*time.Millisecond),
+			fofi.WithConcurrency(4), fofi.WithBuffer(0), fofi.WithLimiter(slowLimiter{time.Microsecond}), fofi.WithStats(&s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.String()
+		for _, want := range []string{"buffer 0, a window of 5 results (at most 5 ready at once)", "workers blocked", "consumer starved", "limiter waits"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("String() = %q, want %q in it", got, want)
+			}
+		}
+		if strings.Contains(got, "waiting") {
+			t.Errorf("String() = %q says waiting", got)
+		}
+	})
+}
+
+// TestStatsDefaultBuffer checks that the default buffer stays within the
+// range WithBuffer accepts at every concurrency.
+func TestStatsDefaultBuffer(t *testing.T) {
+	for _, c := range []struct{ concurrency, buffer int }{
+		{1, 1024}, {8, 1024}, {100, 12800}, {1 << 17, 1 << 24}, {1 << 24, 1 << 24},
+	} {
+		var s fofi.Stats
+		err := fofi.Run(t.Context(), seq(1), func(_ context.Context, x int) (int, error) { return x, nil },
+			func(int) error { return nil }, fofi.WithConcurrency(c.concurrency), fofi.WithStats(&s))
+		if err != nil || s.Buffer != c.buffer {
+			t.Errorf("Run(WithConcurrency(%d)) = %v, Stats.Buffer %d, want nil, %d", c.concurrency, err, s.Buffer, c.buffer)
+		}
+	}
+}
+
+func TestVerdictString(t *testing.T) {
+	for v, want := range map[fofi.Verdict]string{
+		0: "none", fofi.StoppedEarly: "stopped early", fofi.PoolBound: "pool-bound", fofi.LimiterBound: "limiter-bound",
+		fofi.ConsumerBound: "consumer-bound", fofi.ProducerBound: "producer-bound", fofi.Balanced: "balanced", 99: "Verdict(99)",
+	} {
+		if got := v.String(); got != want {
+			t.Errorf("Verdict(%d).String() = %q, want %q", int(v), got, want)
 		}
 	}
 }

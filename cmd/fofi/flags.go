@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,7 +19,7 @@ func parseFlags(args []string, stderr io.Writer) (*demo, error) {
 	d := &demo{work: span{time.Second, 3 * time.Second}}
 	fs.IntVar(&d.jobs, "jobs", 5, "number of jobs")
 	fs.IntVar(&d.concurrency, "concurrency", 5, "producers running at once, fofi.WithConcurrency")
-	buffer := fs.Int("buffer", 0, "outputs that may wait for the consumer, fofi.WithBuffer (default: fofi's default)")
+	buffer := fs.Int("buffer", 0, "outputs that may be ready for the consumer, fofi.WithBuffer (default: fofi's default)")
 	fs.Var(&d.work, "work", "time a producer takes: `MIN-MAX` or a single duration")
 	fs.DurationVar(&d.consumeTime, "consume", 100*time.Millisecond, "time the consumer takes per output")
 	ordered := fs.Bool("ordered", false, "consume outputs in job order, fofi.WithOrdered")
@@ -37,12 +38,16 @@ func parseFlags(args []string, stderr io.Writer) (*demo, error) {
 		err = fmt.Errorf("unexpected argument %q: fofi takes flags only", fs.Arg(0))
 	case d.jobs < 0:
 		err = fmt.Errorf("invalid value \"%d\" for flag -jobs: must be at least 0", d.jobs)
-	case d.concurrency < 1:
-		err = fmt.Errorf("invalid value \"%d\" for flag -concurrency: must be at least 1", d.concurrency)
-	case *buffer < 0:
-		err = fmt.Errorf("invalid value \"%d\" for flag -buffer: must be at least 0", *buffer)
 	case d.consumeTime < 0:
 		err = fmt.Errorf("invalid value \"%v\" for flag -consume: must not be negative", d.consumeTime)
+	default:
+		// fofi's own bounds, asked of fofi itself so that they cannot
+		// drift apart: a bad value is a usage error, found before
+		// anything starts, not a failure of the run.
+		err = checkOption("concurrency", d.concurrency, fofi.WithConcurrency)
+		if err == nil {
+			err = checkOption("buffer", *buffer, fofi.WithBuffer)
+		}
 	}
 	if err != nil {
 		// The same message and usage as the flag package gives for a
@@ -70,6 +75,18 @@ func parseFlags(args []string, stderr io.Writer) (*demo, error) {
 		d.opts = append(d.opts, fofi.WithProgress(progressEvery, d.reportProgress))
 	}
 	return d, nil
+}
+
+// checkOption reports whether fofi accepts the option that flag -name with
+// value n sets: Map over no input validates its options and does nothing
+// else.
+func checkOption(name string, n int, option func(int) fofi.Option) error {
+	_, err := fofi.Map(context.Background(), []int(nil),
+		func(context.Context, int) (int, error) { return 0, nil }, option(n))
+	if err != nil {
+		return fmt.Errorf("invalid value \"%d\" for flag -%s: %w", n, name, err)
+	}
+	return nil
 }
 
 // span is the value of -work: a range of durations, MIN-MAX, or a single

@@ -12,7 +12,7 @@
 //
 //	-jobs n         number of jobs (default 5)
 //	-concurrency n  producers running at once, fofi.WithConcurrency (default 5)
-//	-buffer n       outputs that may wait for the consumer, fofi.WithBuffer
+//	-buffer n       outputs that may be ready for the consumer, fofi.WithBuffer
 //	                (default: fofi's default; 0 hands each output straight over)
 //	-work MIN-MAX   time a producer takes, drawn uniformly from [MIN, MAX];
 //	                a single duration fixes it (default 1s-3s)
@@ -21,10 +21,13 @@
 //	-seed n         seed of the random producer times (default 1)
 //	-quiet          print only the summary lines, no per-job trace
 //	-compare        run the jobs twice, as a sequential loop and with fofi,
-//	                and print both wall times and the speedup
+//	                and print both wall times and the speedup; the loop
+//	                takes the sum of every job's times (about 2.1s a job
+//	                by default), which it prints before it starts
 //	-stats          print the statistics of the fofi run, fofi.WithStats: a
 //	                paragraph on where the time went and what limited the
-//	                run (fofi.Stats.String), after the finished line
+//	                run (fofi.Stats.String), after the finished line, or
+//	                before the message of a run that was interrupted
 //	-progress       report progress on stderr every 200ms while fofi runs,
 //	                fofi.WithProgress: jobs done (produced) of the total,
 //	                failed, in flight, consumed, and the time elapsed;
@@ -35,15 +38,17 @@
 // on goroutine scheduling: one seed gives the same times on every run and
 // in both passes of -compare. Pass another seed for another set of times.
 //
-// Ctrl-C (or SIGTERM) cancels the run: producers and consumer stop waiting
-// at once, and fofi exits with status 130 once [fofi.Run] has returned. A
-// second Ctrl-C kills the process. Bad flag values exit with status 2, other
-// errors with status 1.
+// Ctrl-C (SIGINT) or SIGTERM cancels the run: producers and consumer stop
+// at once, and fofi exits once [fofi.Run] has returned, with status 130
+// after SIGINT and 143 after SIGTERM, as a shell reports a process killed
+// by either. A second signal kills the process. Bad flag values, fofi's
+// bounds on -concurrency and -buffer included, exit with status 2 before
+// anything starts; other errors exit with status 1.
 //
 // Examples:
 //
 //	go run ./cmd/fofi
-//	go run ./cmd/fofi -compare -jobs 20 -concurrency 5
+//	go run ./cmd/fofi -compare -jobs 20 -concurrency 5   # about 42s, then 10s
 //
 // Backpressure: with no buffer and a slow consumer, the producers get at
 // most a few jobs ahead of the consumer, so new "producer processing" lines
@@ -78,13 +83,47 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, restore the default behaviour so that a
-	// second Ctrl-C kills the process even if the run were stuck.
-	go func() { <-ctx.Done(); stop() }()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{}) // closed by main when run returns
+	// The watcher cancels the run with the first signal as the cause, from
+	// which failed chooses the exit status. It then restores the default
+	// behaviour, so that a second Ctrl-C kills the process even if the run
+	// were stuck. It exits on the first signal or when run returns.
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case sig := <-sigs:
+			signal.Stop(sigs)
+			cancel(signalled{sig})
+		case <-finished:
+		}
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	close(finished)
+	<-watcherDone
+	signal.Stop(sigs)
+	cancel(nil)
 	os.Exit(code)
+}
+
+// signalled is the cause of the run's cancellation by a signal.
+type signalled struct{ sig os.Signal }
+
+func (s signalled) Error() string { return s.sig.String() + " signal received" }
+
+// exitStatus is the status and the word for a run stopped by ctx: 128 plus
+// the signal's number, as a shell reports a process killed by it (130
+// "interrupted" for SIGINT, 143 "terminated" for SIGTERM), and 130 for a
+// cancellation without a signal.
+func exitStatus(ctx context.Context) (int, string) {
+	var s signalled
+	if errors.As(context.Cause(ctx), &s) && s.sig == syscall.SIGTERM {
+		return 128 + int(syscall.SIGTERM), "terminated"
+	}
+	return 128 + int(syscall.SIGINT), "interrupted"
 }
 
 // run is the whole command with its environment passed in; it returns the
@@ -102,6 +141,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var seq time.Duration
 	if d.compare {
+		// The loop takes the sum of every job's times, which the default
+		// -work makes 2s a job: say so before it starts.
+		total := time.Duration(d.jobs) * d.consumeTime
+		for _, t := range d.durations {
+			total += t
+		}
+		d.trace.line("the sequential loop takes about %v: every job's producer and consumer time, one after the other", total.Round(time.Millisecond))
 		if seq, err = d.pass(ctx, "sequential", d.runLoop); err != nil {
 			return d.failed(ctx, err, stderr)
 		}
@@ -218,11 +264,18 @@ func (d *demo) consume(ctx context.Context, job int) error {
 }
 
 // failed reports the error that stopped a pass and returns the exit status.
+// With -stats it prints the statistics of the fofi pass first, if it ran:
+// where the time went up to the stop is what an interrupted slow run is
+// for.
 func (d *demo) failed(ctx context.Context, err error, stderr io.Writer) int {
+	if d.stats != nil && d.stats.Verdict != 0 { // the zero Verdict: not filled in
+		d.trace.line("stats: %v", d.stats)
+	}
 	if ctx.Err() != nil && !errors.Is(err, fofi.ErrInvalidOption) {
-		fmt.Fprintf(stderr, "interrupted after %v: %d of %d jobs consumed\n",
-			time.Since(d.start).Round(time.Millisecond), d.consumed, d.jobs)
-		return 130
+		code, what := exitStatus(ctx)
+		fmt.Fprintf(stderr, "%s after %v: %d of %d jobs consumed\n",
+			what, time.Since(d.start).Round(time.Millisecond), d.consumed, d.jobs)
+		return code
 	}
 	fmt.Fprintln(stderr, err)
 	return 1

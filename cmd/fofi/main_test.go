@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -113,6 +114,9 @@ func TestCompare(t *testing.T) {
 		// Four producers of exactly 1s: 4s in a loop, 1s with fofi.
 		stdout, got := demoOutput(t,
 			"-compare", "-quiet", "-jobs", "4", "-concurrency", "4", "-work", "1s", "-consume", "0s")
+		if want := "the sequential loop takes about 4s: every job's producer and consumer time, one after the other"; got[0] != want {
+			t.Errorf("run(-compare) starts with %q, want %q", got[0], want)
+		}
 		want := []string{"sequential loop: 4s", "fofi, concurrency 4: 1s", "speedup: 4.00x"}
 		if tail := got[max(len(got)-3, 0):]; !slices.Equal(tail, want) {
 			t.Errorf("run(-compare) ends with %q, want %q; output:\n%s", tail, want, stdout)
@@ -130,8 +134,12 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{"-jobs", "-1"}, []string{"-jobs", `"-1"`}},
 		{[]string{"-jobs", "many"}, []string{"-jobs", `"many"`}},
-		{[]string{"-concurrency", "0"}, []string{"-concurrency", `"0"`}},
+		{[]string{"-concurrency", "0"}, []string{"-concurrency", `"0"`, "fofi: WithConcurrency(0)"}},
+		// Beyond fofi's bounds: a usage error too, before anything starts.
+		{[]string{"-concurrency", "99999999"}, []string{"-concurrency", `"99999999"`, "at most 16777216"}},
+		{[]string{"-concurrency", "1099511627776"}, []string{"-concurrency", `"1099511627776"`}},
 		{[]string{"-buffer", "-1"}, []string{"-buffer", `"-1"`}},
+		{[]string{"-buffer", "99999999"}, []string{"-buffer", `"99999999"`, "at most 16777216"}},
 		{[]string{"-work", "3s-1s"}, []string{"-work", `"3s-1s"`, "greater"}},
 		{[]string{"-work", "-1s"}, []string{"-work", `"-1s"`, "negative"}},
 		{[]string{"-work", "-1s-2s"}, []string{"-work", `"-1s-2s"`, "negative"}},
@@ -157,27 +165,20 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
-func TestFofiError(t *testing.T) {
-	// Beyond fofi's limit on WithConcurrency: fofi rejects it, not the flag.
-	code, _, stderr := runDemo(t.Context(), "-concurrency", "1099511627776", "-jobs", "1", "-work", "1ms")
-	if code != 1 || !strings.HasPrefix(stderr, "fofi: WithConcurrency(1099511627776)") {
-		t.Errorf("run(-concurrency 1<<40) = %d, stderr %q; want 1, fofi: WithConcurrency(1099511627776)...", code, stderr)
-	}
-}
-
 // cancelWriter collects the trace and, the first time a line contains
 // trigger, cancels and notes the time. run writes to it under its tracer's
 // mutex.
 type cancelWriter struct {
 	strings.Builder
 	trigger   string
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc
+	cause     error // of the cancellation: a signal, or nil
 	cancelled time.Time
 }
 
 func (w *cancelWriter) Write(p []byte) (int, error) {
 	if w.cancelled.IsZero() && strings.Contains(string(p), w.trigger) {
-		w.cancel()
+		w.cancel(w.cause)
 		w.cancelled = time.Now()
 	}
 	return w.Builder.Write(p)
@@ -188,19 +189,25 @@ func TestInterrupt(t *testing.T) {
 		name    string
 		args    []string
 		trigger string // cancel when the trace shows this; "" cancels before run
+		cause   error  // of the cancellation
+		code    int
+		message string // how stderr starts
 	}{
-		{"before the run", []string{"-work", "1h"}, ""},
-		{"while producing", []string{"-work", "1h"}, "producer processing 3"},
-		{"while consuming", []string{"-work", "1ms", "-consume", "1h"}, "consumer processing"},
-		{"sequential loop", []string{"-compare", "-work", "1h"}, "producer processing 1"},
+		{"before the run", []string{"-work", "1h"}, "", nil, 130, "interrupted"},
+		{"while producing", []string{"-work", "1h"}, "producer processing 3", nil, 130, "interrupted"},
+		{"while consuming", []string{"-work", "1ms", "-consume", "1h"}, "consumer processing", nil, 130, "interrupted"},
+		{"sequential loop", []string{"-compare", "-work", "1h"}, "producer processing 1", nil, 130, "interrupted"},
+		{"SIGINT", []string{"-work", "1h"}, "producer processing 3", signalled{syscall.SIGINT}, 130, "interrupted"},
+		{"SIGTERM", []string{"-work", "1h"}, "producer processing 3", signalled{syscall.SIGTERM}, 143, "terminated"},
+		{"SIGTERM, sequential loop", []string{"-compare", "-work", "1h"}, "producer processing 1", signalled{syscall.SIGTERM}, 143, "terminated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ctx, cancel := context.WithCancel(t.Context())
-				defer cancel()
-				stdout := &cancelWriter{trigger: tc.trigger, cancel: cancel}
+				ctx, cancel := context.WithCancelCause(t.Context())
+				defer cancel(nil)
+				stdout := &cancelWriter{trigger: tc.trigger, cancel: cancel, cause: tc.cause}
 				if tc.trigger == "" {
-					cancel()
+					cancel(tc.cause)
 					stdout.cancelled = time.Now()
 				}
 				var stderr strings.Builder
@@ -215,8 +222,8 @@ func TestInterrupt(t *testing.T) {
 				if elapsed := time.Since(stdout.cancelled); elapsed != 0 {
 					t.Errorf("run returned %v after the cancellation, want at once", elapsed)
 				}
-				if code != 130 || !strings.HasPrefix(stderr.String(), "interrupted") {
-					t.Errorf("run = %d, stderr %q; want 130, interrupted...", code, stderr.String())
+				if code != tc.code || !strings.HasPrefix(stderr.String(), tc.message+" after ") {
+					t.Errorf("run = %d, stderr %q; want %d, %s after ...", code, stderr.String(), tc.code, tc.message)
 				}
 				if out := stdout.String(); strings.Contains(out, "consumer done") {
 					t.Errorf("an interrupted run printed consumer done:\n%s", out)
@@ -363,12 +370,12 @@ func TestProgressTerminal(t *testing.T) {
 func TestProgressInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		stdout := &cancelWriter{trigger: "producer processing 2", cancel: cancel}
+		stdout := &cancelWriter{trigger: "producer processing 2", cancel: func(error) { cancel() }}
 		var tty terminal
 		code := run(ctx, []string{"-progress", "-work", "1h"}, stdout, &tty)
 		// fofi reports once more as the run ends; the calls it cancelled
-		// count as failed. The message comes on a line of its own.
-		want := regexp.MustCompile(`^` + regexp.QuoteMeta(clearLine) + `progress: [0-9]/5 done, [0-9] failed, 0 in flight, 0 consumed, 0s\ninterrupted after 0s: 0 of 5 jobs consumed\n$`)
+		// are done, not failed. The message comes on a line of its own.
+		want := regexp.MustCompile(`^` + regexp.QuoteMeta(clearLine) + `progress: [0-9]/5 done, 0 failed, 0 in flight, 0 consumed, 0s\ninterrupted after 0s: 0 of 5 jobs consumed\n$`)
 		if code != 130 || !want.MatchString(tty.String()) {
 			t.Errorf("run(-progress), interrupted = %d, stderr %q; want 130, %v", code, tty.String(), want)
 		}
@@ -393,5 +400,45 @@ func TestIsTerminal(t *testing.T) {
 		if got := isTerminal(tc.w); got != tc.want {
 			t.Errorf("isTerminal(%s) = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestStatsInterrupted checks that -stats prints the statistics of an
+// interrupted fofi pass, and none when the interruption came before the
+// fofi pass started.
+func TestStatsInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		trigger string
+		want    string // in the stats line; "" for no stats line
+	}{
+		{"while producing", []string{"-work", "1h"}, "producer processing 5", "5 work calls (0 failed, 5 cancelled by the stop)"},
+		{"while consuming", []string{"-work", "1ms", "-consume", "1h"}, "consumer processing", "Stopped early"},
+		{"sequential loop", []string{"-compare", "-work", "1h"}, "producer processing 1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancelCause(t.Context())
+				defer cancel(nil)
+				stdout := &cancelWriter{trigger: tc.trigger, cancel: cancel}
+				var stderr strings.Builder
+				code := run(ctx, append([]string{"-stats"}, tc.args...), stdout, &stderr)
+				if code != 130 {
+					t.Fatalf("run = %d, stderr %q; want 130", code, stderr.String())
+				}
+				got := lines(stdout.String())
+				i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "stats: ") })
+				switch {
+				case tc.want == "" && i >= 0:
+					t.Errorf("run printed %q, want no stats: the fofi pass never started", got[i])
+				case tc.want != "" && i < 0:
+					t.Errorf("run printed no stats line:\n%s", stdout.String())
+				case tc.want != "" && (i != len(got)-1 || !strings.Contains(got[i], tc.want) || !strings.Contains(got[i], "Stopped early")):
+					t.Errorf("run printed the stats line %q as line %d of %d, want the last, with %q and Stopped early",
+						got[i], i+1, len(got), tc.want)
+				}
+			})
+		})
 	}
 }
