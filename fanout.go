@@ -87,6 +87,7 @@ func Run[In, Out any](ctx context.Context, inputs iter.Seq[In],
 // valid after the loop.
 func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 	work func(context.Context, In) (Out, error), opts ...Option) iter.Seq2[Out, error] {
+	markUsed(ctx) // a Pool's work call that ctx comes from may return before the range
 	return func(yield func(Out, error) bool) {
 		var zero Out
 		r, err := newRun("Stream", ctx, inputs, work, opts)
@@ -667,11 +668,11 @@ func (r *run[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lane[I
 	if r.slots == nil {
 		return r.process(ctx, l, b)
 	}
-	borrowed, ok := r.slots.take(&r.lifecycle, w, r.obs)
+	held, ok := r.slots.take(&r.lifecycle, w, r.obs)
 	if !ok {
 		return 0, false
 	}
-	defer r.slots.release(borrowed)
+	defer r.slots.release(held)
 	if len(b.in) > 1 {
 		r.watcher.wake() // it may have parked while this worker waited (see sample)
 	}

@@ -322,11 +322,11 @@ func (m *mapRun[In, Out]) rangeWithSlot(ctx context.Context, w *waiter, l *lane[
 	if m.slots == nil {
 		return m.processRange(ctx, l)
 	}
-	borrowed, ok := m.slots.take(&m.lifecycle, w, m.obs)
+	held, ok := m.slots.take(&m.lifecycle, w, m.obs)
 	if !ok {
 		return 0, false
 	}
-	defer m.slots.release(borrowed)
+	defer m.slots.release(held)
 	if _, end := unpack(l.word.Load()); end > 1 {
 		m.watcher.wake() // it may have parked while this worker waited (see sample)
 	}

@@ -3,6 +3,7 @@ package fofi
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -60,10 +61,18 @@ type Pool struct {
 	// whatever the limit.
 	state atomic.Int64
 
-	mu       sync.Mutex
-	waiters  waitQueue     // first come first served; not empty exactly when waitersFlag is set
-	drained  chan struct{} // made by Close; closed when no slot is in use
-	nWaiting atomic.Int64  // waiters.n, readable without the lock
+	mu        sync.Mutex
+	waiters   waitQueue     // first come first served; not empty exactly when waitersFlag is set
+	drained   chan struct{} // made by close; closed when no slot is in use
+	nWaiting  atomic.Int64  // waiters.n, readable without the lock
+	shutdowns []*shutdown   // the calls of Shutdown in progress
+
+	// closing is set with closedFlag. Workers read it before every work
+	// call, so it has a cache line of its own: state, next to it, is
+	// written by every batch of every run.
+	_       [64]byte
+	closing atomic.Bool
+	_       [60]byte
 }
 
 const (
@@ -77,6 +86,7 @@ const (
 type waiter struct {
 	ready      chan error // cap 1: receives nil when granted a slot, ErrClosed when closed; made at the first wait
 	prev, next *waiter
+	owner      *slotWorker // the worker it is part of; nil in tests of the pool alone
 }
 
 // waitQueue is an intrusive FIFO list of waiters.
@@ -138,10 +148,107 @@ func (p *Pool) Waiting() int { return int(p.nWaiting.Load()) }
 // their calls in flight have returned. Close itself returns when every work
 // call in flight on the pool has returned. It always returns nil. Close may
 // be called more than once, and concurrently with runs and with itself.
+//
+// Called from a work call on the pool, Close never returns, since it waits
+// for that call too, as sync.WaitGroup.Wait does when called from a
+// goroutine it waits for: use [Pool.Shutdown] there.
 func (p *Pool) Close() error {
+	<-p.close()
+	return nil
+}
+
+// Shutdown closes the pool as [Pool.Close] does and waits, like
+// http.Server.Shutdown, for the work calls in flight on the pool to return,
+// except the calls that ctx comes from and the calls that are themselves in
+// Shutdown. The calls ctx comes from are the work call on the pool whose
+// context ctx is or is derived from, and the calls on the pool that call
+// runs in, nested; Shutdown finds them through ctx. So a work call that
+// meets a fatal error can shut the pool down with its own context: p.Shutdown(ctx)
+// returns once the other calls have returned, and the runs on the pool
+// start no call after it. With a context that comes from no call on the
+// pool, Shutdown waits for every call, as Close does.
+//
+// If ctx is done first, Shutdown returns ctx's error; the pool is closed
+// all the same. Otherwise it returns nil. Shutdown may be called more than
+// once, and concurrently with runs, Close and itself.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	p.close()
+	sd := &shutdown{ctx: ctx, wake: make(chan struct{}, 1)}
 	p.mu.Lock()
+	p.shutdowns = append(p.shutdowns, sd)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.shutdowns = slices.DeleteFunc(p.shutdowns, func(o *shutdown) bool { return o == sd })
+		p.mu.Unlock()
+		// The calls that ctx comes from are no longer exempt: another
+		// Shutdown may now have to wait for them, or may be done.
+		p.wakeShutdowns()
+	}()
+	for {
+		if p.settled() {
+			return nil
+		}
+		select {
+		case <-sd.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// A shutdown is a call of Shutdown in progress. wake (cap 1) gets a token
+// when a slot is released or a borrowed slot given back, after which it
+// checks again whether it is done.
+type shutdown struct {
+	ctx  context.Context // Shutdown's argument, for as long as it runs
+	wake chan struct{}
+}
+
+// settled reports whether the calls in flight on the pool are all calls
+// that the Shutdowns in progress come from or wait in.
+func (p *Pool) settled() bool {
+	if p.InFlight() == 0 {
+		return true
+	}
+	p.mu.Lock()
+	ctxs := make([]context.Context, len(p.shutdowns))
+	for i, sd := range p.shutdowns {
+		ctxs[i] = sd.ctx
+	}
+	p.mu.Unlock()
+	set := make(map[*slotWorker]bool)
+	for _, ctx := range ctxs {
+		exempt(ctx, p, set)
+	}
+	return settledFor(p, set)
+}
+
+// wakeShutdowns tells every Shutdown in progress to check again.
+func (p *Pool) wakeShutdowns() {
+	p.mu.Lock()
+	p.wakeShutdownsLocked()
+	p.mu.Unlock()
+}
+
+// wakeShutdownsLocked is wakeShutdowns with p.mu held.
+func (p *Pool) wakeShutdownsLocked() {
+	for _, sd := range p.shutdowns {
+		select {
+		case sd.wake <- struct{}{}:
+		default: // a token is there already
+		}
+	}
+}
+
+// close closes the pool, if it is open, and returns a channel closed when
+// no slot is in use.
+func (p *Pool) close() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.drained == nil {
 		p.drained = make(chan struct{})
+		p.closing.Store(true)
 		old := p.state.Or(closedFlag)
 		for w := p.waiters.head; w != nil; w = p.waiters.head {
 			p.waiters.remove(w)
@@ -153,10 +260,7 @@ func (p *Pool) Close() error {
 			close(p.drained)
 		}
 	}
-	drained := p.drained
-	p.mu.Unlock()
-	<-drained
-	return nil
+	return p.drained
 }
 
 // tryAcquire takes a free slot if no flag is set, without the lock.
@@ -172,11 +276,19 @@ func (p *Pool) tryAcquire() bool {
 	}
 }
 
-// acquire waits for a slot, first come first served, or for a token on
-// alt (nil: none), whichever comes first, and reports which it got. It
-// returns ctx's error if ctx is done first, and ErrClosed if the pool is or
-// gets closed.
-func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAlt bool, err error) {
+// An alternative is what a worker waiting for a slot may get instead: the
+// slot of a call its run is nested in (see slots.borrow).
+type alternative interface {
+	// try takes the alternative if it is free. Otherwise it returns a
+	// channel closed when it may have become free, or nil if it will not.
+	try() (ok bool, wake <-chan struct{})
+}
+
+// acquire waits for a slot, first come first served, or, when wake is
+// closed, for alt to be free, whichever comes first, and reports which it
+// got. alt may be nil, and wake nil or a channel of alt's. It returns ctx's
+// error if ctx is done first, and ErrClosed if the pool is or gets closed.
+func (p *Pool) acquire(ctx context.Context, w *waiter, alt alternative, wake <-chan struct{}) (gotAlt bool, err error) {
 	if p.tryAcquire() {
 		return false, nil
 	}
@@ -210,13 +322,20 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 	p.nWaiting.Add(1)
 	p.mu.Unlock()
 
-	select {
-	case err := <-w.ready:
-		return false, err
-	case <-alt:
-		gotAlt = true
-	case <-ctx.Done():
-		err = ctx.Err()
+wait:
+	for {
+		select {
+		case err := <-w.ready:
+			return false, err
+		case <-wake:
+			// Keep the place in the queue while alt is taken by another.
+			if gotAlt, wake = alt.try(); gotAlt {
+				break wait
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
 	}
 	p.mu.Lock()
 	select {
@@ -230,10 +349,6 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 	default:
 		p.dequeue(w)
 		p.mu.Unlock()
-	}
-	if gotAlt && p.isClosed() {
-		alt <- struct{}{}
-		return false, ErrClosed
 	}
 	return gotAlt, err
 }
@@ -265,8 +380,11 @@ func (p *Pool) release() {
 		// just released cannot take it back ahead of the queue.
 		p.dequeue(w)
 		w.ready <- nil // buffered and empty: never blocks
-	} else if s := p.state.Add(-1); s&closedFlag != 0 && s&^poolFlags == 0 {
-		close(p.drained)
+	} else if s := p.state.Add(-1); s&closedFlag != 0 {
+		if s&^poolFlags == 0 {
+			close(p.drained)
+		}
+		p.wakeShutdownsLocked()
 	}
 	p.mu.Unlock()
 }
