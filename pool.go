@@ -36,9 +36,28 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // from the one its call received, does not wait for a slot of its own: its
 // nested run borrows the slot of the call it runs in, and only its further
 // concurrency waits for free slots (or for the borrowed one to be given
-// back between batches).
-// Nesting therefore never deadlocks, even when every slot is held by the
-// outer calls.
+// back between batches). Precisely: a run on the pool borrows, for each
+// batch of calls, the slot of the nearest work call on the same pool that
+// its context comes from, through any number of runs and of other pools in
+// between (a call on pool A that runs on pool B, whose work runs on A
+// again, lends its A slot to that innermost run); if that call has
+// returned, or its slot is lent already, the next such call further up;
+// and otherwise it waits for a slot of the pool like any run. A slot is
+// lendable only while the call that holds it runs: a run on a call's
+// context after the call returned (a [Stream] that work returns, or a
+// context that work keeps) waits for a slot of its own. A run that
+// borrowed a slot during the call and is still going when the call returns
+// (work that started it on another goroutine) keeps the slot for the rest
+// of its batch: the worker makes its next call, or gives the slot back,
+// only once every borrow of its slot has ended. The limit therefore holds
+// for leaf calls, and nesting never deadlocks, even when every slot is
+// held by the outer calls. One case is not told apart: a context that work
+// keeps without using it, first used for a run on the pool after the call
+// returned while the same worker runs a later call, counts as that later
+// call's context until that call returns.
+//
+// A call's context is not cancelled when the call returns (unless
+// [WithTaskTimeout] gave it a deadline): it lives as long as the run.
 //
 // Work calls that are quick are counted in batches: a run holds a slot
 // while it makes one quick call after another, and gives the slot back
@@ -48,6 +67,16 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // A Pool must be made with [NewPool]; the zero Pool is not usable, and
 // [WithPool] reports it as an invalid option. A Pool is safe for concurrent
 // use. It starts no goroutine.
+//
+// A Pool must not be shared between testing/synctest bubbles, nor between
+// a bubble and code outside it, as golang.org/x/sync/semaphore.Weighted
+// must not: a worker waiting in one bubble for a slot that another bubble
+// gives back either crashes the test binary ("send on synctest channel
+// from outside bubble") or is reported as a deadlock. Its waits must block
+// durably inside a bubble, for synctest.Wait and fake time to work, and Go
+// has no way to ask in which bubble a goroutine runs. Make a Pool per test
+// instead, and inject it into the code under test (a handler's server
+// struct, say) rather than using a package-level Pool there.
 type Pool struct {
 	limit int
 
@@ -169,7 +198,10 @@ func (p *Pool) Close() error {
 // pool, Shutdown waits for every call, as Close does.
 //
 // If ctx is done first, Shutdown returns ctx's error; the pool is closed
-// all the same. Otherwise it returns nil. Shutdown may be called more than
+// all the same. A ctx done because the pool closed does not count: closing
+// stops the runs on the pool, which cancels the context of their calls,
+// and a work call's context is what Shutdown is given there. Otherwise it
+// returns nil. Shutdown may be called more than
 // once, and concurrently with runs, Close and itself.
 func (p *Pool) Shutdown(ctx context.Context) error {
 	p.close()
@@ -185,13 +217,20 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		// Shutdown may now have to wait for them, or may be done.
 		p.wakeShutdowns()
 	}()
+	done := ctx.Done()
 	for {
 		if p.settled() {
 			return nil
 		}
 		select {
 		case <-sd.wake:
-		case <-ctx.Done():
+		case <-done:
+			if errors.Is(context.Cause(ctx), ErrClosed) {
+				// The run ctx comes from was stopped because the pool
+				// closed: not a reason to stop waiting.
+				done = nil
+				continue
+			}
 			return ctx.Err()
 		}
 	}
