@@ -138,8 +138,11 @@
 // calls are in flight across all of them, handed out first come, first
 // served. A server makes one Pool per backend and passes it to the runs of
 // every request. Runs stay isolated: the error, panic or cancellation of
-// one stops only that one. A run nested in a work call borrows the slot of
-// that call, so nested runs on a full pool do not deadlock.
+// one stops only that one. A run nested in a work call on the same pool
+// borrows the slot of that call while the call runs, through any other
+// pools in between, so nested runs on a full pool do not deadlock (see
+// [Pool] for the exact rule). [Pool.Shutdown] closes a pool from inside a
+// work call.
 //
 // # Statistics
 //

@@ -234,11 +234,11 @@ func (e *engine[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lan
 	if e.slots == nil {
 		return e.process(ctx, l, b)
 	}
-	borrowed, ok := e.slots.take(&e.lifecycle, w, e.obs)
+	held, ok := e.slots.take(&e.lifecycle, w, e.obs)
 	if !ok {
 		return 0, false
 	}
-	defer e.slots.release(borrowed)
+	defer e.slots.release(held)
 	if len(b.in) > 1 {
 		e.watcher.wake() // it may have parked while this worker waited (see sample)
 	}

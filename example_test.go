@@ -368,6 +368,39 @@ func ExampleNewPool() {
 	// 8 <nil>
 }
 
+// Shutdown, called from a work call with the call's context, closes the
+// pool and waits for the other calls in flight, but not for the call it is
+// called from, which Close would wait for for ever. Here the call for 1
+// meets a fatal error of the backend and shuts its pool down: the call for
+// 2, in flight beside it, finishes, and no call starts after it.
+func ExamplePool_Shutdown() {
+	pool, _ := fofi.NewPool(2)
+	var calls atomic.Int64
+	twoInFlight := make(chan struct{})
+	_, err := fofi.Map(context.Background(), []int{1, 2, 3, 4, 5}, func(ctx context.Context, x int) (int, error) {
+		calls.Add(1)
+		switch x {
+		case 1:
+			<-twoInFlight
+			if err := pool.Shutdown(ctx); err != nil {
+				return 0, err
+			}
+			fmt.Println("pool shut down")
+			return 0, nil
+		case 2:
+			close(twoInFlight)
+			time.Sleep(10 * time.Millisecond)
+			fmt.Println("call for 2 returned")
+		}
+		return x, nil
+	}, fofi.WithConcurrency(2), fofi.WithPool(pool))
+	fmt.Println(err, "after", calls.Load(), "calls")
+	// Output:
+	// call for 2 returned
+	// pool shut down
+	// fofi: pool is closed after 2 calls
+}
+
 // Close lets the calls in flight finish; runs that start afterwards fail
 // at once with ErrClosed.
 func ExamplePool_Close() {

@@ -85,6 +85,7 @@ func Run[In, Out any](ctx context.Context, inputs iter.Seq[In],
 // valid after the loop.
 func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 	work func(context.Context, In) (Out, error), opts ...Option) iter.Seq2[Out, error] {
+	markUsed(ctx) // a Pool's work call that ctx comes from may return before the range
 	return func(yield func(Out, error) bool) {
 		var zero Out
 		r, err := newRun("Stream", ctx, inputs, work, opts)

@@ -367,62 +367,83 @@ func FuzzMap(f *testing.F) {
 
 // FuzzNested runs work that itself runs work on the same Pool, through
 // every pair of entry points, at fuzzed pool limits, concurrencies and
-// sizes, in a synctest bubble: a deadlock fails it at once. Every result
-// must arrive, at most the pool's limit of leaf calls may be in flight
-// (nested runs borrow their caller's slot), and the pool must be whole
-// afterwards.
+// sizes, in a synctest bubble: a deadlock fails it at once. With a second
+// pool (viaB), the inner run is on pool B and its work runs a third run on
+// pool A again (A -> B -> A), which must borrow the slot of the A call it
+// runs in through the B call. Every result must arrive, at most the pool's
+// limit of leaf calls may be in flight (nested runs borrow their caller's
+// slot), and the pools must be whole afterwards.
 func FuzzNested(f *testing.F) {
-	f.Add(uint8(1), uint8(2), uint8(2), uint8(3), uint8(4), uint8(2), uint8(0), true)
-	f.Add(uint8(2), uint8(4), uint8(1), uint8(8), uint8(8), uint8(0), uint8(1), false)
-	f.Add(uint8(1), uint8(1), uint8(4), uint8(5), uint8(0), uint8(1), uint8(2), true)
-	f.Fuzz(func(t *testing.T, limit8, outerC8, innerC8, outerN8, innerN8, outerE, innerE uint8, sleepy bool) {
+	f.Add(uint8(1), uint8(2), uint8(2), uint8(3), uint8(4), uint8(2), uint8(0), true, uint8(0))
+	f.Add(uint8(2), uint8(4), uint8(1), uint8(8), uint8(8), uint8(0), uint8(1), false, uint8(0))
+	f.Add(uint8(1), uint8(1), uint8(4), uint8(5), uint8(0), uint8(1), uint8(2), true, uint8(0))
+	f.Add(uint8(0), uint8(0), uint8(1), uint8(2), uint8(3), uint8(0), uint8(1), true, uint8(1))
+	f.Add(uint8(1), uint8(1), uint8(1), uint8(3), uint8(2), uint8(2), uint8(2), false, uint8(2))
+	f.Fuzz(func(t *testing.T, limit8, outerC8, innerC8, outerN8, innerN8, outerE, innerE uint8, sleepy bool, viaB uint8) {
 		limit, outerC, innerC := int(limit8%4)+1, int(outerC8%4)+1, int(innerC8%4)+1
 		outerN, innerN := int(outerN8%9), int(innerN8%9)
 		outer, inner := entries[int(outerE)%len(entries)], entries[int(innerE)%len(entries)]
+		limitB := int(viaB % 4) // 0: no second pool
 		synctest.Test(t, func(t *testing.T) {
 			pool, err := fofi.NewPool(limit)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var leaves, maxLeaves atomic.Int64
+			leaf := func(x, y int) int {
+				m := leaves.Add(1)
+				defer leaves.Add(-1)
+				for old := maxLeaves.Load(); m > old && !maxLeaves.CompareAndSwap(old, m); old = maxLeaves.Load() {
+				}
+				if sleepy {
+					time.Sleep(time.Millisecond)
+				}
+				return x*10 + y
+			}
+			sum := func(out []int) int {
+				s := 0
+				for _, v := range out {
+					s += v
+				}
+				return s
+			}
+			innerPool := pool
+			if limitB > 0 {
+				if innerPool, err = fofi.NewPool(limitB); err != nil {
+					t.Fatal(err)
+				}
+			}
 			got, err := outer.run(t.Context(), outerN, func(ctx context.Context, x int) (int, error) {
 				out, err := inner.run(ctx, innerN, func(ctx context.Context, y int) (int, error) {
-					m := leaves.Add(1)
-					defer leaves.Add(-1)
-					for old := maxLeaves.Load(); m > old && !maxLeaves.CompareAndSwap(old, m); old = maxLeaves.Load() {
+					if limitB == 0 {
+						return leaf(x, y), nil
 					}
-					if sleepy {
-						time.Sleep(time.Millisecond)
-					}
-					return x*10 + y, nil
-				}, fofi.WithConcurrency(innerC), fofi.WithPool(pool))
-				sum := 0
-				for _, v := range out {
-					sum += v
-				}
-				return sum, err
+					// A -> B -> A: one leaf per B call, on A.
+					out, err := outer.run(ctx, 1, func(context.Context, int) (int, error) {
+						return leaf(x, y), nil
+					}, fofi.WithConcurrency(innerC), fofi.WithPool(pool))
+					return sum(out), err
+				}, fofi.WithConcurrency(innerC), fofi.WithPool(innerPool))
+				return sum(out), err
 			}, fofi.WithConcurrency(outerC), fofi.WithPool(pool))
 			if err != nil {
-				t.Fatalf("%s of %s = %v", outer.name, inner.name, err)
+				t.Fatalf("%s of %s (second pool of %d) = %v", outer.name, inner.name, limitB, err)
 			}
 			want := 0
 			for x := range outerN {
 				want += innerN*x*10 + innerN*(innerN-1)/2
 			}
-			sum := 0
-			for _, v := range got {
-				sum += v
-			}
-			if len(got) != outerN || sum != want {
-				t.Fatalf("%s of %s: %d results summing to %d, want %d summing to %d", outer.name, inner.name, len(got), sum, outerN, want)
+			if len(got) != outerN || sum(got) != want {
+				t.Fatalf("%s of %s: %d results summing to %d, want %d summing to %d", outer.name, inner.name, len(got), sum(got), outerN, want)
 			}
 			if m := maxLeaves.Load(); m > int64(limit) {
 				t.Fatalf("%d leaf calls in flight on a pool of %d", m, limit)
 			}
-			if in := pool.InFlight(); in != 0 {
-				t.Fatalf("pool InFlight() = %d after the runs, want 0", in)
+			if in := pool.InFlight() + innerPool.InFlight(); in != 0 {
+				t.Fatalf("pools' InFlight() = %d after the runs, want 0", in)
 			}
 			pool.Close()
+			innerPool.Close()
 		})
 	})
 }

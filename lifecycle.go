@@ -243,6 +243,14 @@ func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *co
 }
 
 func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
+	if w, ok := ctx.(*slotWorker); ok {
+		// A pooled run's worker: work gets the context of the call,
+		// which nested runs borrow the worker's slot through.
+		if ctx, ok = w.call(); !ok {
+			var zero Out
+			return zero, ErrClosed // the run is stopped: not reported
+		}
+	}
 	if c.limiter != nil {
 		var t0 time.Time
 		if c.obs != nil {

@@ -3,6 +3,7 @@ package fofi
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -35,9 +36,28 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // from the one its call received, does not wait for a slot of its own: its
 // nested run borrows the slot of the call it runs in, and only its further
 // concurrency waits for free slots (or for the borrowed one to be given
-// back between batches).
-// Nesting therefore never deadlocks, even when every slot is held by the
-// outer calls.
+// back between batches). Precisely: a run on the pool borrows, for each
+// batch of calls, the slot of the nearest work call on the same pool that
+// its context comes from, through any number of runs and of other pools in
+// between (a call on pool A that runs on pool B, whose work runs on A
+// again, lends its A slot to that innermost run); if that call has
+// returned, or its slot is lent already, the next such call further up;
+// and otherwise it waits for a slot of the pool like any run. A slot is
+// lendable only while the call that holds it runs: a run on a call's
+// context after the call returned (a [Stream] that work returns, or a
+// context that work keeps) waits for a slot of its own. A run that
+// borrowed a slot during the call and is still going when the call returns
+// (work that started it on another goroutine) keeps the slot for the rest
+// of its batch: the worker makes its next call, or gives the slot back,
+// only once every borrow of its slot has ended. The limit therefore holds
+// for leaf calls, and nesting never deadlocks, even when every slot is
+// held by the outer calls. One case is not told apart: a context that work
+// keeps without using it, first used for a run on the pool after the call
+// returned while the same worker runs a later call, counts as that later
+// call's context until that call returns.
+//
+// A call's context is not cancelled when the call returns (unless
+// [WithTaskTimeout] gave it a deadline): it lives as long as the run.
 //
 // Work calls that are quick are counted in batches: a run holds a slot
 // while it makes one quick call after another, and gives the slot back
@@ -47,6 +67,16 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // A Pool must be made with [NewPool]; the zero Pool is not usable, and
 // [WithPool] reports it as an invalid option. A Pool is safe for concurrent
 // use. It starts no goroutine.
+//
+// A Pool must not be shared between testing/synctest bubbles, nor between
+// a bubble and code outside it, as golang.org/x/sync/semaphore.Weighted
+// must not: a worker waiting in one bubble for a slot that another bubble
+// gives back either crashes the test binary ("send on synctest channel
+// from outside bubble") or is reported as a deadlock. Its waits must block
+// durably inside a bubble, for synctest.Wait and fake time to work, and Go
+// has no way to ask in which bubble a goroutine runs. Make a Pool per test
+// instead, and inject it into the code under test (a handler's server
+// struct, say) rather than using a package-level Pool there.
 type Pool struct {
 	limit int
 
@@ -60,10 +90,18 @@ type Pool struct {
 	// whatever the limit.
 	state atomic.Int64
 
-	mu       sync.Mutex
-	waiters  waitQueue     // first come first served; not empty exactly when waitersFlag is set
-	drained  chan struct{} // made by Close; closed when no slot is in use
-	nWaiting atomic.Int64  // waiters.n, readable without the lock
+	mu        sync.Mutex
+	waiters   waitQueue     // first come first served; not empty exactly when waitersFlag is set
+	drained   chan struct{} // made by close; closed when no slot is in use
+	nWaiting  atomic.Int64  // waiters.n, readable without the lock
+	shutdowns []*shutdown   // the calls of Shutdown in progress
+
+	// closing is set with closedFlag. Workers read it before every work
+	// call, so it has a cache line of its own: state, next to it, is
+	// written by every batch of every run.
+	_       [64]byte
+	closing atomic.Bool
+	_       [60]byte
 }
 
 const (
@@ -77,6 +115,7 @@ const (
 type waiter struct {
 	ready      chan error // cap 1: receives nil when granted a slot, ErrClosed when closed; made at the first wait
 	prev, next *waiter
+	owner      *slotWorker // the worker it is part of; nil in tests of the pool alone
 }
 
 // waitQueue is an intrusive FIFO list of waiters.
@@ -138,10 +177,117 @@ func (p *Pool) Waiting() int { return int(p.nWaiting.Load()) }
 // their calls in flight have returned. Close itself returns when every work
 // call in flight on the pool has returned. It always returns nil. Close may
 // be called more than once, and concurrently with runs and with itself.
+//
+// Called from a work call on the pool, Close never returns, since it waits
+// for that call too, as sync.WaitGroup.Wait does when called from a
+// goroutine it waits for: use [Pool.Shutdown] there.
 func (p *Pool) Close() error {
+	<-p.close()
+	return nil
+}
+
+// Shutdown closes the pool as [Pool.Close] does and waits, like
+// http.Server.Shutdown, for the work calls in flight on the pool to return,
+// except the calls that ctx comes from and the calls that are themselves in
+// Shutdown. The calls ctx comes from are the work call on the pool whose
+// context ctx is or is derived from, and the calls on the pool that call
+// runs in, nested; Shutdown finds them through ctx. So a work call that
+// meets a fatal error can shut the pool down with its own context: p.Shutdown(ctx)
+// returns once the other calls have returned, and the runs on the pool
+// start no call after it. With a context that comes from no call on the
+// pool, Shutdown waits for every call, as Close does.
+//
+// If ctx is done first, Shutdown returns ctx's error; the pool is closed
+// all the same. A ctx done because the pool closed does not count: closing
+// stops the runs on the pool, which cancels the context of their calls,
+// and a work call's context is what Shutdown is given there. Otherwise it
+// returns nil. Shutdown may be called more than
+// once, and concurrently with runs, Close and itself.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	p.close()
+	sd := &shutdown{ctx: ctx, wake: make(chan struct{}, 1)}
 	p.mu.Lock()
+	p.shutdowns = append(p.shutdowns, sd)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.shutdowns = slices.DeleteFunc(p.shutdowns, func(o *shutdown) bool { return o == sd })
+		p.mu.Unlock()
+		// The calls that ctx comes from are no longer exempt: another
+		// Shutdown may now have to wait for them, or may be done.
+		p.wakeShutdowns()
+	}()
+	done := ctx.Done()
+	for {
+		if p.settled() {
+			return nil
+		}
+		select {
+		case <-sd.wake:
+		case <-done:
+			if errors.Is(context.Cause(ctx), ErrClosed) {
+				// The run ctx comes from was stopped because the pool
+				// closed: not a reason to stop waiting.
+				done = nil
+				continue
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// A shutdown is a call of Shutdown in progress. wake (cap 1) gets a token
+// when a slot is released or a borrowed slot given back, after which it
+// checks again whether it is done.
+type shutdown struct {
+	ctx  context.Context // Shutdown's argument, for as long as it runs
+	wake chan struct{}
+}
+
+// settled reports whether the calls in flight on the pool are all calls
+// that the Shutdowns in progress come from or wait in.
+func (p *Pool) settled() bool {
+	if p.InFlight() == 0 {
+		return true
+	}
+	p.mu.Lock()
+	ctxs := make([]context.Context, len(p.shutdowns))
+	for i, sd := range p.shutdowns {
+		ctxs[i] = sd.ctx
+	}
+	p.mu.Unlock()
+	set := make(map[*slotWorker]bool)
+	for _, ctx := range ctxs {
+		exempt(ctx, p, set)
+	}
+	return settledFor(p, set)
+}
+
+// wakeShutdowns tells every Shutdown in progress to check again.
+func (p *Pool) wakeShutdowns() {
+	p.mu.Lock()
+	p.wakeShutdownsLocked()
+	p.mu.Unlock()
+}
+
+// wakeShutdownsLocked is wakeShutdowns with p.mu held.
+func (p *Pool) wakeShutdownsLocked() {
+	for _, sd := range p.shutdowns {
+		select {
+		case sd.wake <- struct{}{}:
+		default: // a token is there already
+		}
+	}
+}
+
+// close closes the pool, if it is open, and returns a channel closed when
+// no slot is in use.
+func (p *Pool) close() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.drained == nil {
 		p.drained = make(chan struct{})
+		p.closing.Store(true)
 		old := p.state.Or(closedFlag)
 		for w := p.waiters.head; w != nil; w = p.waiters.head {
 			p.waiters.remove(w)
@@ -153,10 +299,7 @@ func (p *Pool) Close() error {
 			close(p.drained)
 		}
 	}
-	drained := p.drained
-	p.mu.Unlock()
-	<-drained
-	return nil
+	return p.drained
 }
 
 // tryAcquire takes a free slot if no flag is set, without the lock.
@@ -172,11 +315,19 @@ func (p *Pool) tryAcquire() bool {
 	}
 }
 
-// acquire waits for a slot, first come first served, or for a token on
-// alt (nil: none), whichever comes first, and reports which it got. It
-// returns ctx's error if ctx is done first, and ErrClosed if the pool is or
-// gets closed.
-func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAlt bool, err error) {
+// An alternative is what a worker waiting for a slot may get instead: the
+// slot of a call its run is nested in (see slots.borrow).
+type alternative interface {
+	// try takes the alternative if it is free. Otherwise it returns a
+	// channel closed when it may have become free, or nil if it will not.
+	try() (ok bool, wake <-chan struct{})
+}
+
+// acquire waits for a slot, first come first served, or, when wake is
+// closed, for alt to be free, whichever comes first, and reports which it
+// got. alt may be nil, and wake nil or a channel of alt's. It returns ctx's
+// error if ctx is done first, and ErrClosed if the pool is or gets closed.
+func (p *Pool) acquire(ctx context.Context, w *waiter, alt alternative, wake <-chan struct{}) (gotAlt bool, err error) {
 	if p.tryAcquire() {
 		return false, nil
 	}
@@ -210,13 +361,20 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 	p.nWaiting.Add(1)
 	p.mu.Unlock()
 
-	select {
-	case err := <-w.ready:
-		return false, err
-	case <-alt:
-		gotAlt = true
-	case <-ctx.Done():
-		err = ctx.Err()
+wait:
+	for {
+		select {
+		case err := <-w.ready:
+			return false, err
+		case <-wake:
+			// Keep the place in the queue while alt is taken by another.
+			if gotAlt, wake = alt.try(); gotAlt {
+				break wait
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
 	}
 	p.mu.Lock()
 	select {
@@ -230,10 +388,6 @@ func (p *Pool) acquire(ctx context.Context, w *waiter, alt chan struct{}) (gotAl
 	default:
 		p.dequeue(w)
 		p.mu.Unlock()
-	}
-	if gotAlt && p.isClosed() {
-		alt <- struct{}{}
-		return false, ErrClosed
 	}
 	return gotAlt, err
 }
@@ -265,8 +419,11 @@ func (p *Pool) release() {
 		// just released cannot take it back ahead of the queue.
 		p.dequeue(w)
 		w.ready <- nil // buffered and empty: never blocks
-	} else if s := p.state.Add(-1); s&closedFlag != 0 && s&^poolFlags == 0 {
-		close(p.drained)
+	} else if s := p.state.Add(-1); s&closedFlag != 0 {
+		if s&^poolFlags == 0 {
+			close(p.drained)
+		}
+		p.wakeShutdownsLocked()
 	}
 	p.mu.Unlock()
 }

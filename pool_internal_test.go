@@ -40,7 +40,7 @@ func acquireOnce(t *testing.T, p *Pool, w *waiter, h *holders, rnd *rand.Rand) (
 		cancelled.Go(cancel)
 		ctx = c
 	}
-	_, err := p.acquire(ctx, w, nil)
+	_, err := p.acquire(ctx, w, nil, nil)
 	switch {
 	case err == nil:
 		h.hold()
@@ -151,7 +151,7 @@ func TestPoolCloseStress(t *testing.T) {
 		if n := h.n.Load(); n != 0 {
 			t.Fatalf("round %d: Close returned with %d slots held", round, n)
 		}
-		if _, err := p.acquire(context.Background(), &waiter{}, nil); !errors.Is(err, ErrClosed) {
+		if _, err := p.acquire(context.Background(), &waiter{}, nil, nil); !errors.Is(err, ErrClosed) {
 			t.Fatalf("round %d: acquire after Close = %v, want ErrClosed", round, err)
 		}
 		wg.Wait()
