@@ -7,7 +7,6 @@ import (
 	"iter"
 	"math"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -122,18 +121,42 @@ func TestOrdered(t *testing.T) {
 	}
 }
 
+// TestInputOrder: a run's inputs reach the stream in input order, however
+// fofi orders the starts of its calls, so that a worker with one slot runs
+// them in input order, as a loop would. Its calls all start at once, on 200
+// goroutines, whose publications used to race.
+func TestInputOrder(t *testing.T) {
+	const n = 200
+	s := startServer(t)
+	nc, js := connect(t, s)
+	ev := watchEvents(t, nc)
+	provision(t, js, "order")
+	startWorkers(t, s, "order", 1, 1)
+	c := newClient(t, js)
+	err := fofinats.Run(context.Background(), c, "order",
+		jobs(n, func(int) job { return job{Report: true} }),
+		func(result) error { return nil }, fofi.WithConcurrency(n))
+	if err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	evs := ev.waitFor(t, 10*time.Second, "every call to start", func(e []string) bool { return count(e, "start") == n })
+	var got []int
+	for _, e := range evs {
+		var pid, i int
+		if _, err := fmt.Sscanf(e, "start %d %d", &pid, &i); err == nil {
+			got = append(got, i)
+		}
+	}
+	for i, g := range got {
+		if g != i {
+			t.Fatalf("one worker slot ran the inputs in the order %v, want 0..%d in order", got, n-1)
+		}
+	}
+}
+
 // TestFailFast: the first error cancels the calls running on the workers
 // and purges the run's queued inputs.
 func TestFailFast(t *testing.T) {
-	if os.Getenv("FOFINATS_FAILFAST") != "1" {
-		// Known bug, open in the fofinats issue: now and then (2 of 4 CI
-		// runs on one day, with and without -race, and on the engine
-		// before work conservation too) the failure of input 3 reaches
-		// the client only after the worker's other slot has run inputs
-		// 4, 5, ... one after another, minutes later, so the run does
-		// not fail fast. Run it with FOFINATS_FAILFAST=1.
-		t.Skip("known bug: a remote failure is sometimes delivered minutes late; set FOFINATS_FAILFAST=1 to run")
-	}
 	s := startServer(t)
 	nc, js := connect(t, s)
 	ev := watchEvents(t, nc)
