@@ -20,9 +20,9 @@
 // handler, FOFI_IN_<name>). Workers pull inputs from the handler's durable
 // consumer, at most as many as they have free slots, run the work function,
 // and publish the result, with the call's id as message id, to the results
-// stream (FOFI_OUT), on the subject of the client that made the call. Once
-// the server has stored the result, the worker acknowledges the input,
-// which removes it. The client receives its results on a consumer of its
+// stream (FOFI_OUT, in memory), on the subject of the client that made the
+// call. Once the server has stored the result, the worker acknowledges the
+// input, which removes it. The client receives its results on a consumer of its
 // own, hands each to the call waiting for it, and fofi hands it to consume.
 //
 // # Order

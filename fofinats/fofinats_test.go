@@ -619,3 +619,36 @@ func testServerRestart(t *testing.T, loseResults bool) {
 		t.Fatal("Run still waiting 15s after the server restarted")
 	}
 }
+
+// TestResultsOnFile: a results stream kept on file (made by an earlier
+// version; the current one is in memory) is used as it is, since storage
+// cannot change in place.
+func TestResultsOnFile(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: "FOFI_OUT", Subjects: []string{"fofi.out.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, js, "onfile")
+	startWorkers(t, s, "onfile", 1, 2)
+	c := newClient(t, js)
+	sum := 0
+	err = fofinats.Run(context.Background(), c, "onfile", jobs(10, nil), func(r result) error {
+		sum += r.N
+		return nil
+	})
+	if err != nil || sum != 90 {
+		t.Fatalf("Run = %v with results summing to %d, want nil and 90", err, sum)
+	}
+	out, err := js.Stream(context.Background(), "FOFI_OUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := out.CachedInfo().Config.Storage; st != jetstream.FileStorage {
+		t.Errorf("FOFI_OUT storage = %v, want file storage kept", st)
+	}
+}
