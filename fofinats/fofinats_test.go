@@ -652,3 +652,31 @@ func TestResultsOnFile(t *testing.T) {
 		t.Errorf("FOFI_OUT storage = %v, want file storage kept", st)
 	}
 }
+
+// panicCodec is JSON, except that encoding the job with N == 3 panics.
+type panicCodec struct{}
+
+func (panicCodec) Marshal(v any) ([]byte, error) {
+	if j, ok := v.(job); ok && j.N == 3 {
+		panic("cannot encode job 3")
+	}
+	return fofinats.JSON.Marshal(v)
+}
+func (panicCodec) Unmarshal(data []byte, v any) error { return fofinats.JSON.Unmarshal(data, v) }
+
+// TestCodecPanic: a codec that panics on an input makes Run panic on its
+// caller, as fofi replays a panic of work, instead of hanging the calls
+// that wait for that input or for those published after it.
+func TestCodecPanic(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	provision(t, js, "codecpanic")
+	c := newClient(t, js, fofinats.WithCodec(panicCodec{}))
+	defer func() {
+		if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), "cannot encode job 3") {
+			t.Fatalf("Run panicked with %v, want the codec's panic", v)
+		}
+	}()
+	fofinats.Run(context.Background(), c, "codecpanic", jobs(10, nil), func(result) error { return nil })
+	t.Fatal("Run returned, want the codec's panic")
+}

@@ -28,6 +28,10 @@ import (
 //	publisher  the one call at a time that publishes the queue of tickets;
 //	           the others raise the target and go on
 
+// errEncodePanicked answers the calls whose inputs a codec panic left
+// unpublished; fofi replays the panic itself on Run's caller.
+var errEncodePanicked = errors.New("fofinats: not published: the codec panicked")
+
 // ticket is an input of a Run. Its call (rs.call) waits for ready, closed
 // by the publisher once the input is published (sent) or failed to be
 // (err). A ticket published before fofi starts its call keeps its answer
@@ -184,7 +188,7 @@ func (rs *runState) publish() {
 		// do not wait for ever, and the role is left for the next call.
 		for _, t := range batch[i+1:] {
 			if t.taken {
-				t.err = errors.New("fofinats: not published: encoding an earlier input panicked")
+				t.err = errEncodePanicked
 				close(t.ready)
 			}
 		}
@@ -222,6 +226,9 @@ func (rs *runState) publish() {
 
 // send encodes and publishes the input of t, then closes t.ready.
 func (rs *runState) send(t *ticket) {
+	// Replaced below unless the codec panics, so that t's call, if it is
+	// another's, has an error to return.
+	t.err = errEncodePanicked
 	defer close(t.ready)
 	data, err := rs.c.cfg.codec.Marshal(t.in)
 	if err != nil {
