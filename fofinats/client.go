@@ -45,6 +45,9 @@ type Client struct {
 	resCons string // the results consumer's name, deleted by Close
 	adv     *nats.Subscription
 
+	outside *runState // the run "0" of the calls made outside Run
+	active  sync.Map  // the Runs in progress, by id: *runState
+
 	seq  atomic.Uint64 // the last call's sequence number
 	runs atomic.Uint64 // the last run's number; run "0" holds the calls made outside Run
 
@@ -65,6 +68,7 @@ type Client struct {
 // removes itself and sends nothing.
 type pending struct {
 	name string
+	run  *runState
 	done chan answer
 }
 
@@ -111,8 +115,12 @@ func NewClient(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Cl
 		inputs:      make(map[storedInput]uint64),
 		handlers:    make(map[string]jetstream.Stream),
 	}
+	c.outside = &runState{c: c, id: "0"}
 	c.resCons = "client-" + c.id
-	if c.js, err = ownJetStream(js, cfg); err != nil {
+	if c.js, err = ownJetStream(js, cfg,
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { c.answered(m) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) { c.answered(m) }),
+	); err != nil {
 		return nil, fmt.Errorf("fofinats: NewClient: %w", err)
 	}
 	if err := ensureResults(ctx, c.js, cfg); err != nil {
@@ -268,22 +276,41 @@ func (c *Client) handler(ctx context.Context, name string) (jetstream.Stream, er
 	return s, nil
 }
 
-// call publishes one input of the handler name and waits for its answer.
-// It returns when the answer comes, when ctx ends (it then cancels the call
-// on the workers), or with an error when the server does not take the
-// input.
+// call publishes one input of the handler name and waits for its answer:
+// the path of [Remote]. It returns when the answer comes, when ctx ends (it
+// then cancels the call on the workers), or with an error when the server
+// does not take the input.
 func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, error) {
 	s, err := c.handler(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	rs := runOf(ctx, c)
+	x, err := c.send(rs, name, data)
+	if err != nil {
+		return nil, err
+	}
+	return c.await(ctx, rs, s, x)
+}
+
+// sent is an input published and not yet answered.
+type sent struct {
+	seq uint64
+	p   *pending
+	paf jetstream.PubAckFuture
+}
+
+// send registers a call of the handler name in the run rs and publishes its
+// input. It does not wait for the server: the acknowledgement comes on
+// paf. It blocks only while the asynchronous publisher's window is full, at
+// most WithServerTimeout.
+func (c *Client) send(rs *runState, name string, data []byte) (sent, error) {
 	seq := c.seq.Add(1)
-	p := &pending{name: name, done: make(chan answer, 1)}
+	p := &pending{name: name, run: rs, done: make(chan answer, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return sent{}, ErrClosed
 	}
 	c.calls[seq] = p
 	c.mu.Unlock()
@@ -293,28 +320,42 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 	m.Data = data
 	m.Header.Set(jetstream.MsgIDHeader, c.id+"."+seqText)
 	m.Header.Set(hdrCall, seqText)
+	if rs.inRun {
+		rs.track(1)
+	}
 	paf, err := c.js.PublishMsgAsync(m, jetstream.WithStallWait(c.cfg.serverTimeout))
 	if err != nil {
+		if rs.inRun {
+			rs.track(-1) // no answer will come
+		}
 		c.forget(seq, storedInput{})
-		return nil, c.publishError(name, err)
+		return sent{}, c.publishError(name, err)
 	}
-	stored := storedInput{stream: handlerStream(name)}
-	acked, failed := paf.Ok(), paf.Err()
+	return sent{seq: seq, p: p, paf: paf}, nil
+}
+
+// await waits for the answer to the call x, whose input went to the stream
+// s. It returns when the answer comes, when ctx ends (it then cancels the
+// call on the workers), or with an error when the server does not take the
+// input.
+func (c *Client) await(ctx context.Context, rs *runState, s jetstream.Stream, x sent) ([]byte, error) {
+	stored := storedInput{stream: handlerStream(x.p.name)}
+	acked, failed := x.paf.Ok(), x.paf.Err()
 	for {
 		select {
 		case ack := <-acked:
 			acked, failed = nil, nil
 			stored.seq = ack.Sequence
 			c.mu.Lock()
-			if _, waiting := c.calls[seq]; waiting {
-				c.inputs[stored] = seq
+			if _, waiting := c.calls[x.seq]; waiting {
+				c.inputs[stored] = x.seq
 			}
 			c.mu.Unlock()
 		case err := <-failed:
-			c.forget(seq, stored)
-			return nil, c.publishError(name, err)
-		case a := <-p.done:
-			c.forget(seq, stored)
+			c.forget(x.seq, stored)
+			return nil, c.publishError(x.p.name, err)
+		case a := <-x.p.done:
+			c.forget(x.seq, stored)
 			if errors.Is(a.err, ErrMaxDeliveries) {
 				// The server has given up on the input but keeps it in
 				// the stream, where it would stay.
@@ -324,7 +365,7 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 			}
 			return a.data, a.err
 		case <-ctx.Done():
-			c.forget(seq, stored)
+			c.forget(x.seq, stored)
 			// Cancel the call on the worker running it, if any; a worker
 			// that takes it later terminates it. A run that stops
 			// (context.Canceled, where a call's own timeout is
@@ -335,7 +376,7 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 			if rs.inRun && errors.Is(ctx.Err(), context.Canceled) {
 				rs.cancel()
 			} else {
-				c.nc.Publish(cancelPrefix+c.id, []byte(rs.id+" "+seqText))
+				c.nc.Publish(cancelPrefix+c.id, []byte(rs.id+" "+strconv.FormatUint(x.seq, 10)))
 			}
 			if !rs.inRun && stored.seq != 0 {
 				withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
@@ -422,6 +463,29 @@ func (c *Client) onMaxDeliveries(m *nats.Msg) {
 	if p != nil {
 		p.done <- answer{err: fmt.Errorf("fofinats: handler %q: input %d of stream %s delivered %d times, its workers died before answering: %w",
 			p.name, adv.StreamSeq, adv.Stream, adv.Deliveries, ErrMaxDeliveries)}
+	}
+}
+
+// answered counts an input whose publication the server has answered
+// (stored or refused), or that the publisher gave up on, against its run;
+// it runs on the publisher's goroutine. The subject of an input ends with
+// its run's id.
+func (c *Client) answered(m *nats.Msg) {
+	if rs, ok := c.active.Load(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]); ok {
+		rs.(*runState).answered()
+	}
+}
+
+// endRun forgets the calls of the run rs that nobody waits for: inputs it
+// published ahead of their work calls (see runState.publish) when the run
+// stopped before it made those calls.
+func (c *Client) endRun(rs *runState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for seq, p := range c.calls {
+		if p.run == rs {
+			delete(c.calls, seq)
+		}
 	}
 }
 

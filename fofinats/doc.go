@@ -10,8 +10,9 @@
 //	fofinats.Run(ctx, client, "resize", images, save)      // on the caller: fofi.Run over the workers
 //
 // [Remote] turns a [Client] and a handler name into an ordinary fofi work
-// function, for fofi.Stream or fofi.Map; [Run] is fofi.Run over it, plus
-// the clean-up of a run that stops early.
+// function, for fofi.Stream or fofi.Map; [Run] is fofi.Run over the same
+// calls, plus input order in the stream and the clean-up of a run that
+// stops early.
 //
 // # Flow
 //
@@ -19,10 +20,24 @@
 // handler, FOFI_IN_<name>). Workers pull inputs from the handler's durable
 // consumer, at most as many as they have free slots, run the work function,
 // and publish the result, with the call's id as message id, to the results
-// stream (FOFI_OUT), on the subject of the client that made the call. Once
-// the server has stored the result, the worker acknowledges the input,
-// which removes it. The client receives its results on a consumer of its
+// stream (FOFI_OUT, in memory), on the subject of the client that made the
+// call. Once the server has stored the result, the worker acknowledges the
+// input, which removes it. The client receives its results on a consumer of its
 // own, hands each to the call waiting for it, and fofi hands it to consume.
+//
+// # Order
+//
+// The handler's stream hands inputs out in the order it stored them. [Run]
+// publishes its inputs in input order, whatever order fofi starts their
+// calls in, so that while the workers are busy the inputs run in the order
+// a loop would run them and a failing input is not queued behind the
+// inputs after it. To do so a call publishes, before its own, the inputs
+// the run has pulled and not yet published: an input may be queued a
+// moment before fofi starts its call, so a run can have slightly more
+// inputs in the stream than its concurrency. [Remote] publishes an input
+// when its call starts: calls started at once reach the stream in any
+// order. Results reach consume in completion order, or in input order with
+// fofi.WithOrdered.
 //
 // # Delivery
 //
@@ -40,7 +55,8 @@
 // # Backpressure
 //
 // fofi.WithConcurrency bounds a run's calls in flight (inputs published
-// and not yet answered); [DefaultConcurrency] is Run's default. A worker
+// and not yet answered, give or take the few [Run] publishes ahead of their
+// calls, see Order); [DefaultConcurrency] is Run's default. A worker
 // asks the server for at most as many inputs as it has free slots
 // ([WithWorkerConcurrency]), in batches, so an input waits in the stream,
 // where any worker can take it, rather than behind a busy worker.

@@ -22,7 +22,9 @@ var ErrClosed = errors.New("fofinats: client closed")
 
 // ErrUnavailable is wrapped by the error of a call that waited for the
 // server longer than [WithServerTimeout]: its input was not acknowledged in
-// time, or the connection stayed down while the call waited for its result.
+// time, or the connection stayed down while the call waited for its result;
+// and of the calls waiting when a server restart lost the results in flight
+// (they are kept in memory).
 var ErrUnavailable = errors.New("fofinats: server unavailable")
 
 // RemoteError is the error a work function returned on a worker, carried

@@ -7,7 +7,6 @@ import (
 	"iter"
 	"math"
 	"net"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -122,18 +121,42 @@ func TestOrdered(t *testing.T) {
 	}
 }
 
+// TestInputOrder: a run's inputs reach the stream in input order, however
+// fofi orders the starts of its calls, so that a worker with one slot runs
+// them in input order, as a loop would. Its calls all start at once, on 200
+// goroutines, whose publications used to race.
+func TestInputOrder(t *testing.T) {
+	const n = 200
+	s := startServer(t)
+	nc, js := connect(t, s)
+	ev := watchEvents(t, nc)
+	provision(t, js, "order")
+	startWorkers(t, s, "order", 1, 1)
+	c := newClient(t, js)
+	err := fofinats.Run(context.Background(), c, "order",
+		jobs(n, func(int) job { return job{Report: true} }),
+		func(result) error { return nil }, fofi.WithConcurrency(n))
+	if err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	evs := ev.waitFor(t, 10*time.Second, "every call to start", func(e []string) bool { return count(e, "start") == n })
+	var got []int
+	for _, e := range evs {
+		var pid, i int
+		if _, err := fmt.Sscanf(e, "start %d %d", &pid, &i); err == nil {
+			got = append(got, i)
+		}
+	}
+	for i, g := range got {
+		if g != i {
+			t.Fatalf("one worker slot ran the inputs in the order %v, want 0..%d in order", got, n-1)
+		}
+	}
+}
+
 // TestFailFast: the first error cancels the calls running on the workers
 // and purges the run's queued inputs.
 func TestFailFast(t *testing.T) {
-	if os.Getenv("FOFINATS_FAILFAST") != "1" {
-		// Known bug, open in the fofinats issue: now and then (2 of 4 CI
-		// runs on one day, with and without -race, and on the engine
-		// before work conservation too) the failure of input 3 reaches
-		// the client only after the worker's other slot has run inputs
-		// 4, 5, ... one after another, minutes later, so the run does
-		// not fail fast. Run it with FOFINATS_FAILFAST=1.
-		t.Skip("known bug: a remote failure is sometimes delivered minutes late; set FOFINATS_FAILFAST=1 to run")
-	}
 	s := startServer(t)
 	nc, js := connect(t, s)
 	ev := watchEvents(t, nc)
@@ -595,4 +618,65 @@ func testServerRestart(t *testing.T, loseResults bool) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run still waiting 15s after the server restarted")
 	}
+}
+
+// TestResultsOnFile: a results stream kept on file (made by an earlier
+// version; the current one is in memory) is used as it is, since storage
+// cannot change in place.
+func TestResultsOnFile(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: "FOFI_OUT", Subjects: []string{"fofi.out.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provision(t, js, "onfile")
+	startWorkers(t, s, "onfile", 1, 2)
+	c := newClient(t, js)
+	sum := 0
+	err = fofinats.Run(context.Background(), c, "onfile", jobs(10, nil), func(r result) error {
+		sum += r.N
+		return nil
+	})
+	if err != nil || sum != 90 {
+		t.Fatalf("Run = %v with results summing to %d, want nil and 90", err, sum)
+	}
+	out, err := js.Stream(context.Background(), "FOFI_OUT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := out.CachedInfo().Config.Storage; st != jetstream.FileStorage {
+		t.Errorf("FOFI_OUT storage = %v, want file storage kept", st)
+	}
+}
+
+// panicCodec is JSON, except that encoding the job with N == 3 panics.
+type panicCodec struct{}
+
+func (panicCodec) Marshal(v any) ([]byte, error) {
+	if j, ok := v.(job); ok && j.N == 3 {
+		panic("cannot encode job 3")
+	}
+	return fofinats.JSON.Marshal(v)
+}
+func (panicCodec) Unmarshal(data []byte, v any) error { return fofinats.JSON.Unmarshal(data, v) }
+
+// TestCodecPanic: a codec that panics on an input makes Run panic on its
+// caller, as fofi replays a panic of work, instead of hanging the calls
+// that wait for that input or for those published after it.
+func TestCodecPanic(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	provision(t, js, "codecpanic")
+	c := newClient(t, js, fofinats.WithCodec(panicCodec{}))
+	defer func() {
+		if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), "cannot encode job 3") {
+			t.Fatalf("Run panicked with %v, want the codec's panic", v)
+		}
+	}()
+	fofinats.Run(context.Background(), c, "codecpanic", jobs(10, nil), func(result) error { return nil })
+	t.Fatal("Run returned, want the codec's panic")
 }

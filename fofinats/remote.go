@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"strconv"
-	"sync"
 
 	"github.com/fofi-go/fofi"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,8 +21,10 @@ const DefaultConcurrency = 64
 // client's codec, publishes it, waits for the result and decodes it. Give it
 // to fofi.Run, fofi.Stream or fofi.Map like any work function; fofi's
 // options keep their meaning, fofi.WithConcurrency bounding this run's calls
-// in flight. [Run] does that, and also purges the run's inputs when it
-// stops.
+// in flight. [Run] does that, and also publishes the run's inputs in input
+// order and purges them when it stops; Remote publishes an input when its
+// call starts, so inputs whose calls start at once reach the stream in any
+// order.
 //
 // A call returns the result, a [*RemoteError] or [*RemotePanicError] from
 // the worker, an error wrapping [ErrMaxDeliveries], [ErrNotProvisioned] or
@@ -54,11 +55,20 @@ func Remote[In, Out any](c *Client, name string) func(context.Context, In) (Out,
 	}
 }
 
-// Run is fofi.Run over [Remote]: it calls the handler name for every input
-// on the workers, passes each result to consume on the caller's goroutine,
-// and keeps every promise of fofi.Run (backpressure, ordering with
-// fofi.WithOrdered, fail-fast, stats, progress; see fofi's documentation).
-// Its concurrency is [DefaultConcurrency] unless opts set one.
+// Run is fofi.Run over remote calls: it calls the handler name for every
+// input on the workers, passes each result to consume on the caller's
+// goroutine, and keeps every promise of fofi.Run (backpressure, ordering
+// with fofi.WithOrdered, fail-fast, stats, progress; see fofi's
+// documentation). Its concurrency is [DefaultConcurrency] unless opts set
+// one.
+//
+// Run publishes its inputs in input order, whatever the order in which
+// fofi starts the calls: while the workers are busy, the inputs wait in the
+// stream and run in the order a loop would run them, so that a failing
+// input is not queued behind the inputs that came after it. To keep that
+// order, a call publishes the inputs before its own that the run has pulled
+// and not yet published; a few inputs may so be queued a moment before
+// fofi starts their calls.
 //
 // When the run stops early (the first error, or ctx), Run cancels its
 // calls in flight on the workers and purges its inputs that no worker has
@@ -76,18 +86,43 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 		return optionError("Run(%q): nil client", name)
 	case ctx == nil:
 		return optionError("Run(%q): nil context", name)
+	case inputs == nil:
+		return optionError("Run(%q): nil inputs", name)
 	}
 	s, err := c.handler(ctx, name)
 	if err != nil {
 		return err
 	}
-	rs := &runState{c: c, id: strconv.FormatUint(c.runs.Add(1), 10), inRun: true}
+	rs := &runState{c: c, id: strconv.FormatUint(c.runs.Add(1), 10), inRun: true, name: name, stream: s}
+	pulled := func(yield func(*ticket) bool) {
+		for in := range inputs {
+			if !yield(rs.pull(in)) {
+				return
+			}
+		}
+	}
+	work := func(ctx context.Context, t *ticket) (Out, error) {
+		var zero Out
+		res, err := rs.call(ctx, t)
+		if err != nil {
+			return zero, err
+		}
+		var out Out
+		if err := c.cfg.codec.Unmarshal(res, &out); err != nil {
+			return zero, fmt.Errorf("fofinats: handler %q: decode result as %T: %w", name, out, err)
+		}
+		return out, nil
+	}
 	opts = append([]fofi.Option{fofi.WithConcurrency(DefaultConcurrency)}, opts...)
-	err = fofi.Run(context.WithValue(ctx, runKey{}, rs), inputs, Remote[In, Out](c, name), consume, opts...)
+	c.active.Store(rs.id, rs)
+	err = fofi.Run(context.WithValue(ctx, runKey{}, rs), pulled, work, consume, opts...)
 	if err != nil {
 		// Usually done already, by the first call that saw the run stop.
 		rs.cancel()
 	}
+	rs.waitAnswered(c.cfg.serverTimeout)
+	c.active.Delete(rs.id)
+	c.endRun(rs)
 	purgeErr := withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
 		return s.Purge(ctx, jetstream.WithPurgeSubject(inPrefix+name+"."+c.id+"."+rs.id))
 	})
@@ -101,27 +136,11 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 // *runState.
 type runKey struct{}
 
-// runState is what the calls of one run share.
-type runState struct {
-	c         *Client
-	id        string // "0" for calls outside Run
-	inRun     bool
-	cancelled sync.Once
-}
-
-// cancel tells the workers, once, that the run has stopped: they cancel
-// its calls in flight and terminate its inputs that reach them later.
-func (rs *runState) cancel() {
-	rs.cancelled.Do(func() {
-		rs.c.nc.Publish(cancelPrefix+rs.c.id, []byte(rs.id))
-	})
-}
-
-// runOf returns the run a call belongs to: its Run's, or a run of its own
-// for calls made outside Run.
+// runOf returns the run a call belongs to: its Run's, or the client's
+// run "0" for calls made outside Run.
 func runOf(ctx context.Context, c *Client) *runState {
 	if rs, ok := ctx.Value(runKey{}).(*runState); ok && rs.c == c {
 		return rs
 	}
-	return &runState{c: c, id: "0"}
+	return c.outside
 }
