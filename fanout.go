@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -56,14 +57,18 @@ func Run[In, Out any](ctx context.Context, inputs iter.Seq[In],
 	if err != nil {
 		return err
 	}
-	var consumeErr error
+	return r.consumeWith(consume)
+}
+
+// consumeWith does the run with consume as the consumer: the body of Run.
+func (r *run[In, Out]) consumeWith(consume func(Out) error) error {
 	return r.do(func(v Out, te *TaskError) bool {
 		if te != nil {
 			r.taskErrs = append(r.taskErrs, te)
 			return true
 		}
-		if consumeErr = consume(v); consumeErr != nil {
-			r.stop(consumeErr)
+		if err := consume(v); err != nil {
+			r.stop(err)
 			return false
 		}
 		return true
@@ -94,22 +99,29 @@ func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 			yield(zero, err)
 			return
 		}
-		broke := false
-		err = r.do(func(v Out, te *TaskError) bool {
-			var ok bool
-			if te != nil {
-				ok = yield(zero, te)
-			} else {
-				ok = yield(v, nil)
-			}
-			broke = !ok // do stops the run when deliver returns false
-			return ok
-		})
-		// Task errors have been yielded one by one; what is left is the
-		// reason the run stopped, if it was not the loop's own break.
-		if err != nil && !broke {
-			yield(zero, err)
+		r.yieldTo(yield)
+	}
+}
+
+// yieldTo does the run with the loop body yield as the consumer: the body
+// of the iterator that Stream returns.
+func (r *run[In, Out]) yieldTo(yield func(Out, error) bool) {
+	var zero Out
+	broke := false
+	err := r.do(func(v Out, te *TaskError) bool {
+		var ok bool
+		if te != nil {
+			ok = yield(zero, failure(te))
+		} else {
+			ok = yield(v, nil)
 		}
+		broke = !ok // do stops the run when deliver returns false
+		return ok
+	})
+	// Task errors have been yielded one by one; what is left is the
+	// reason the run stopped, if it was not the loop's own break.
+	if err != nil && !broke {
+		yield(zero, err)
 	}
 }
 
@@ -138,6 +150,7 @@ func newRun[In, Out any](name string, ctx context.Context, inputs iter.Seq[In],
 	r.obs = newObserver(&cfg)
 	r.call = newCaller(work, &cfg, r.obs)
 	r.window = int64(cfg.concurrency) + int64(cfg.buffer) + 1
+	r.failAt.Store(math.MaxInt64)
 	r.lifecycle.init(ctx)
 	return r, nil
 }
@@ -162,6 +175,10 @@ type run[In, Out any] struct {
 	inputs iter.Seq[In]
 	call   caller[In, Out]
 	window int64 // inputs pulled but not yet consumed: at most concurrency + buffer + 1
+	// failAt is, with WithOrdered, the smallest index of a failed call so
+	// far, and math.MaxInt64 before one fails (see ordered.go). Read
+	// before every call, so kept beside fields that are only read.
+	failAt atomic.Int64
 
 	q        *queue[In]
 	started  atomic.Int64 // workers running (or about to)
@@ -206,6 +223,9 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.nudge = make(chan struct{}, 1)
 	r.watcher.unpark = make(chan struct{}, 1)
 	r.workers.SetLimit(r.cfg.concurrency)
+	if r.cfg.ordered && !r.cfg.continueOnError {
+		deliver = r.stopAtFailure(deliver)
+	}
 	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
 	r.watching.Go(func() { r.lifecycle.guard(func() { watch(&r.watcher, &r.lanes, r, r.done) }) })
 
@@ -226,7 +246,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 
 	var err error
 	if !complete {
-		err = r.err()
+		err = failure(r.err())
 	}
 	if len(r.taskErrs) == 0 {
 		return err
@@ -236,7 +256,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	slices.SortFunc(r.taskErrs, func(a, b *TaskError) int { return a.Index - b.Index })
 	errs := make([]error, 0, len(r.taskErrs)+1)
 	for _, te := range r.taskErrs {
-		errs = append(errs, te)
+		errs = append(errs, failure(te))
 	}
 	return errors.Join(append(errs, err)...)
 }
@@ -264,7 +284,7 @@ func (r *run[In, Out]) feed() {
 		finished bool  // a yield returned false
 	)
 	r.inputs(func(v In) bool {
-		if finished || r.stopped() {
+		if finished || r.stopped() || pulled > r.failAt.Load() {
 			finished = true // an iterator that calls yield after false gets false again
 			return false
 		}
@@ -721,11 +741,15 @@ func (r *run[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[In,
 		if r.stopped() {
 			return calls, failed, false
 		}
+		if int64(b.start+i) > r.failAt.Load() {
+			l.cut(i) // an earlier input failed: see ordered.go
+			return calls, failed, true
+		}
 		calls++
 		out, err := r.call.call(ctx, b.in[i])
 		if err != nil {
 			failed++
-			te, ok := r.failed(b.start+i, err)
+			te, ok := r.failed(b.start+i, b.in[i], err)
 			if !ok {
 				return calls, failed, false
 			}
@@ -749,16 +773,22 @@ func (r *run[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[In,
 	}
 }
 
-// failed handles the error of the work call for input index. It returns
-// the TaskError to record and true when the run goes on.
-func (r *run[In, Out]) failed(index int, err error) (*TaskError, bool) {
+// failed handles the error of the work call for input index, in. It
+// returns the TaskError to record and true when the run goes on: with
+// WithContinueOnError, and with WithOrdered, where the consumer stops the
+// run once it reaches the failure (see failedAt).
+func (r *run[In, Out]) failed(index int, in In, err error) (*TaskError, bool) {
 	if r.cancelled() {
 		return nil, false // caused by the stop, not a reason for it
 	}
-	te := &TaskError{Index: index, Err: err}
-	if !r.cfg.continueOnError {
-		r.stop(te)
-		return nil, false
+	te := &TaskError{Index: index, Input: r.call.input(in), Err: err}
+	switch {
+	case r.cfg.continueOnError:
+		return te, true
+	case r.cfg.ordered:
+		r.failedAt(index)
+		return te, true
 	}
-	return te, true
+	r.stop(te)
+	return nil, false
 }

@@ -371,7 +371,7 @@ func (m *mapRun[In, Out]) calls(ctx context.Context, l *lane[In, Out]) (done, ca
 			if m.cancelled() {
 				return done, calls, failed, false // caused by the stop, not a reason for it
 			}
-			te := &TaskError{Index: int(i), Err: err}
+			te := &TaskError{Index: int(i), Input: m.inputs[i], Err: err}
 			if !m.cfg.continueOnError {
 				m.stop(te)
 				return done, calls, failed, false
