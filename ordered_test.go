@@ -149,7 +149,7 @@ func checkOrderedFailure(t *testing.T, ctx context.Context, oc orderedCase) (lat
 		violations []string
 		calls      = make([]atomic.Int32, n)
 		running    atomic.Int64
-		startBlock atomic.Bool // a call before stop blocks: the run takes an hour
+		lastReturn time.Time // when the last of the calls up to stop returned
 	)
 	violate := func(format string, args ...any) {
 		mu.Lock()
@@ -159,6 +159,15 @@ func checkOrderedFailure(t *testing.T, ctx context.Context, oc orderedCase) (lat
 	work := func(ctx context.Context, x int) (int, error) {
 		running.Add(1)
 		defer running.Add(-1)
+		if x <= stop {
+			defer func() {
+				mu.Lock()
+				if now := time.Now(); now.After(lastReturn) {
+					lastReturn = now
+				}
+				mu.Unlock()
+			}()
+		}
 		calls[x].Add(1)
 		if oc.exactTime {
 			// A failure at j < x that returned at an earlier instant is
@@ -176,9 +185,6 @@ func checkOrderedFailure(t *testing.T, ctx context.Context, oc orderedCase) (lat
 		wait := p.delay
 		if p.block {
 			wait = time.Hour
-			if x < stop {
-				startBlock.Store(true)
-			}
 		}
 		if wait > 0 {
 			select {
@@ -202,6 +208,7 @@ func checkOrderedFailure(t *testing.T, ctx context.Context, oc orderedCase) (lat
 	}
 
 	start := time.Now()
+	lastReturn = start
 	got, err := oc.entry.run(ctx, n, oc.inputErrAt, work, fofi.WithConcurrency(oc.c), fofi.WithBuffer(oc.buf))
 	elapsed := time.Since(start)
 
@@ -249,8 +256,13 @@ func checkOrderedFailure(t *testing.T, ctx context.Context, oc orderedCase) (lat
 			t.Errorf("input %d, at or after the input error at %d, was called", x, oc.inputErrAt)
 		}
 	}
-	if oc.exactTime && !startBlock.Load() && elapsed >= time.Hour {
-		t.Errorf("%s returned after %v: the calls after the failure at %d were not cancelled once the inputs before it were delivered", oc.entry.name, elapsed, stop)
+	// The run ends when the failure and every call before it have
+	// returned (consume takes no time): the calls after it that still run
+	// are cancelled then, not waited for. (An input error is not a call
+	// whose return can be timed; a run without a failure waits for
+	// every call.)
+	if want := lastReturn.Sub(start); oc.exactTime && stop < n && !stopsAtInput && elapsed != want {
+		t.Errorf("%s returned after %v, want %v: when the failure at %d and every call before it had returned", oc.entry.name, elapsed, want, stop)
 	}
 	return late
 }
