@@ -437,3 +437,41 @@ var workerPool = impl{"workerpool", func(ctx context.Context, n, c int, work fun
 	}
 	return nil
 }}
+
+// BenchmarkForEach compares ForEach with Run and a consume that does
+// nothing, the way side-effect-only work was written before ForEach, on
+// trivial work, where fofi's own cost per item is all there is to
+// measure. ForEach must be no slower.
+//
+//	for i in $(seq 10); do go test -run '^$' -bench BenchmarkForEach -benchmem -count 1; done | tee foreach.txt
+//	benchstat -col /impl foreach.txt
+func BenchmarkForEach(b *testing.B) {
+	const n, c = 10_000, 8
+	noop := func(int) error { return nil }
+	effect := func(ctx context.Context, x int) error {
+		_, err := double(ctx, x)
+		return err
+	}
+	for _, im := range []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"Run", func(ctx context.Context) error {
+			return fofi.Run(ctx, count(n), double, noop, fofi.WithConcurrency(c))
+		}},
+		{"ForEach", func(ctx context.Context) error {
+			return fofi.ForEach(ctx, count(n), effect, fofi.WithConcurrency(c))
+		}},
+	} {
+		b.Run(fmt.Sprintf("work=trivial/c=%d/impl=%s", c, im.name), func(b *testing.B) {
+			b.ReportAllocs()
+			ctx := context.Background()
+			for b.Loop() {
+				if err := im.run(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
+		})
+	}
+}

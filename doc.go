@@ -14,10 +14,15 @@
 //	entry point  input        output            ordered?        fails fast?  blocks?
 //	Run          iter.Seq     consume callback  WithOrdered     yes (1)      until done
 //	Stream       iter.Seq     range loop        WithOrdered     yes (1)      per loop
+//	ForEach      iter.Seq     none (effects)    WithOrdered     yes (1)      until done
+//	RunSeq2      iter.Seq2    consume callback  WithOrdered     yes (1, 2)   until done
+//	StreamSeq2   iter.Seq2    range loop        WithOrdered     yes (1, 2)   per loop
+//	ForEachSeq2  iter.Seq2    none (effects)    WithOrdered     yes (1, 2)   until done
 //	Map          slice        slice             always          yes (1)      until done
 //	Merge        channels     channel           no              no           no
 //
-// (1) unless [WithContinueOnError].
+// (1) unless [WithContinueOnError]. (2) An iter.Seq2[In, error] carries
+// input errors too, which stop the run as work errors do (see [RunSeq2]).
 //
 // # Concurrency
 //
@@ -92,24 +97,49 @@
 // wait; when the window is full of them, no new work starts until the
 // oldest input completes. [Map] always returns results in input order.
 //
+// With [WithOrdered], a failure stops the run where the loop would have
+// stopped (see Errors and cancellation): the results before the first
+// failing input all reach the consumer, in order, and none after it.
+//
 // # Errors and cancellation
 //
 // By default the first error stops the run: the first work error, wrapped
-// in a [*TaskError] that names the input's index, or the first consume
-// error, returned as it is. Stopping cancels the context that the work
-// calls receive, starts no new call, waits for the calls in flight, and
-// returns the error. Errors that the calls return because of that
-// cancellation are not reported. When the parent context is cancelled, the
-// run stops the same way and returns an error for which
+// in a [*TaskError] that names the input's index and the input, or the
+// first consume error, returned as it is. Stopping cancels the context
+// that the work calls receive, starts no new call, waits for the calls in
+// flight, and returns the error. Errors that the calls return because of
+// that cancellation are not reported. When the parent context is
+// cancelled, the run stops the same way and returns an error for which
 // errors.Is(err, ctx.Err()) holds, carrying the context's cause if it has
 // one.
 //
-// With [WithContinueOnError], a failed work call does not stop the run:
-// every other input is still processed, every successful result still
-// reaches the consumer, and the error returned is errors.Join of the
-// [*TaskError]s in input order. A consume error and cancellation still stop
-// the run; the error then joins the failures so far and the reason for the
-// stop, and [Map] returns no outputs.
+// With [WithOrdered] a failed work call stops the run exactly where the
+// loop would have: the run returns the error of the smallest failing index
+// i (a failure at a smaller index, seen later, replaces one at a larger
+// index), and before it returns every input before i is called, even one
+// not started yet when the failure was seen, and its result reaches the
+// consumer in order. No call starts for an input after i once a failure at
+// or before it is known, and no input after it is pulled; calls after i
+// already running are cancelled at the latest once 0..i-1 have been
+// delivered, and calls before i never see their context cancelled by the
+// failure. A consume error, a panic and the cancellation of the parent
+// context still stop the run at once. [ForEach] with WithOrdered follows
+// the same rule with no results to deliver. [Map] ignores WithOrdered: its
+// first failure stops it at once, and it returns (nil, err).
+//
+// The entry points over an iter.Seq2[In, error] ([RunSeq2], [StreamSeq2],
+// [ForEachSeq2]) treat an input error like the failure of a work call at
+// its place in the sequence, but return it as it is, not as a
+// [*TaskError]: by default it stops the run when it is pulled; with
+// WithOrdered, as the rule above says; with WithContinueOnError, it is
+// collected with the work errors.
+//
+// With [WithContinueOnError], a failed work call (or an input error) does
+// not stop the run: every other input is still processed, every successful
+// result still reaches the consumer, and the error returned is errors.Join
+// of the [*TaskError]s (and input errors) in input order. A consume error
+// and cancellation still stop the run; the error then joins the failures
+// so far and the reason for the stop, and [Map] returns no outputs.
 //
 // Results that have not reached the consumer when the run stops are
 // dropped: nothing else is ever dropped, and without a stop every
@@ -157,9 +187,10 @@
 //
 // # Goroutine lifetimes
 //
-// [Run] and [Map] return, and a range over [Stream] ends, only after every
-// goroutine they started has exited, whether they finish, fail, are
-// cancelled, or are left by a panic, a Goexit or a break. No callback runs
+// [Run], [ForEach], [Map] and the Seq2 entry points return, and a range
+// over [Stream] or [StreamSeq2] ends, only after every goroutine they
+// started has exited, whether they finish, fail, are cancelled, or are
+// left by a panic, a Goexit or a break. No callback runs
 // afterwards. [Merge] is the exception that proves the rule: it returns a
 // channel at once, and its goroutines exit when that channel is closed.
 package fofi

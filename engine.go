@@ -20,6 +20,7 @@ package fofi
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,11 @@ type engine[In, Out any] struct {
 	workNs   atomic.Int64 // work time per call in the last claim; 0 until measured
 	t0       time.Time    // when the run started
 	firstAt  atomic.Int64 // when the first input was claimed, since t0; 0 before
+	// failAt is, for an ordered Run or Stream that fails fast, the
+	// smallest index of a failed call so far, and math.MaxInt64 before
+	// one fails, and always for the other runs (see ordered.go).
+	failAt    atomic.Int64
+	loopExact bool // failures lower failAt instead of stopping the run
 
 	lanes    lanes[In, Out]
 	watcher  watcher[In, Out]
@@ -92,6 +98,7 @@ type engine[In, Out any] struct {
 // startEngine starts the watcher; t0 and src must be set, and the
 // lifecycle initialised.
 func (e *engine[In, Out]) startEngine() {
+	e.failAt.Store(math.MaxInt64)
 	e.workers.SetLimit(e.cfg.concurrency) // TryGo enforces the bound; workersNeeded only estimates
 	e.watcher.init(&e.lanes, e.src, e.t0)
 	e.watching.Go(func() { e.guard(func() { e.watcher.watch(e.done) }) })
@@ -291,11 +298,15 @@ func (e *engine[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[
 		if e.stopped() {
 			return calls, failed, false
 		}
+		if int64(b.start+i) > e.failAt.Load() {
+			l.cut(i) // an earlier input failed: see ordered.go
+			return calls, failed, true
+		}
 		calls++
 		out, err := e.call.call(ctx, b.in[i])
 		if err != nil {
 			failed++
-			te, ok := e.failed(b.start+i, err)
+			te, ok := e.failed(b.start+i, b.in[i], err)
 			if !ok {
 				return calls, failed, false
 			}
@@ -319,17 +330,23 @@ func (e *engine[In, Out]) calls(ctx context.Context, l *lane[In, Out], b *batch[
 	}
 }
 
-// failed handles the error of the work call for input index. It returns
-// the TaskError to record and true when the run goes on.
-func (e *engine[In, Out]) failed(index int, err error) (*TaskError, bool) {
+// failed handles the error of the work call for input index, in. It
+// returns the TaskError to record and true when the run goes on: with
+// WithContinueOnError, and for an ordered Run or Stream, where the
+// consumer stops the run once it reaches the failure (see failedAt).
+func (e *engine[In, Out]) failed(index int, in In, err error) (*TaskError, bool) {
 	if e.cancelled() {
 		e.obs.stoppedCall()
 		return nil, false // caused by the stop, not a reason for it
 	}
-	te := &TaskError{Index: index, Err: err}
-	if !e.cfg.continueOnError {
-		e.stop(te)
-		return nil, false
+	te := &TaskError{Index: index, Input: e.call.input(in), Err: err}
+	switch {
+	case e.cfg.continueOnError:
+		return te, true
+	case e.loopExact:
+		e.failedAt(index)
+		return te, true
 	}
-	return te, true
+	e.stop(te)
+	return nil, false
 }

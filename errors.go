@@ -30,10 +30,19 @@ func configError(format string, args ...any) error {
 // position Index (counted from 0 in the order the inputs were pulled) returned
 // Err, or the [Limiter] returned Err before that call could start.
 //
-// Run, Stream and Map wrap every work error in a *TaskError; errors.Is and
-// errors.As see through it to Err.
+// Input is the input that call was given, as an In boxed in an any: the
+// element of the slice for [Map], the value the iterator yielded for [Run],
+// [Stream] and [ForEach], and the value of the (value, nil) pair for
+// [RunSeq2], [StreamSeq2] and [ForEachSeq2]. It names an input that has no
+// useful index, such as a line of a file or an item of another run's
+// results. fofi keeps no other reference to it once the run has returned.
+//
+// Every entry point wraps every work error in a *TaskError; errors.Is and
+// errors.As see through it to Err. An error that a Seq2 iterator yields is
+// not a work error and is never wrapped in one (see [RunSeq2]).
 type TaskError struct {
 	Index int   // position of the input in the input sequence, from 0
+	Input any   // the input of the call, an In
 	Err   error // the error that work (or the Limiter) returned
 }
 

@@ -54,14 +54,18 @@ func Run[In, Out any](ctx context.Context, inputs iter.Seq[In],
 	if err != nil {
 		return err
 	}
-	var consumeErr error
+	return r.consumeWith(consume)
+}
+
+// consumeWith does the run with consume as the consumer: the body of Run.
+func (r *run[In, Out]) consumeWith(consume func(Out) error) error {
 	return r.do(func(v Out, te *TaskError) bool {
 		if te != nil {
 			r.taskErrs = append(r.taskErrs, te)
 			return true
 		}
-		if consumeErr = consume(v); consumeErr != nil {
-			r.stop(consumeErr)
+		if err := consume(v); err != nil {
+			r.stop(err)
 			return false
 		}
 		return true
@@ -93,22 +97,29 @@ func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 			yield(zero, err)
 			return
 		}
-		broke := false
-		err = r.do(func(v Out, te *TaskError) bool {
-			var ok bool
-			if te != nil {
-				ok = yield(zero, te)
-			} else {
-				ok = yield(v, nil)
-			}
-			broke = !ok // do stops the run when deliver returns false
-			return ok
-		})
-		// Task errors have been yielded one by one; what is left is the
-		// reason the run stopped, if it was not the loop's own break.
-		if err != nil && !broke {
-			yield(zero, err)
+		r.yieldTo(yield)
+	}
+}
+
+// yieldTo does the run with the loop body yield as the consumer: the body
+// of the iterator that Stream returns.
+func (r *run[In, Out]) yieldTo(yield func(Out, error) bool) {
+	var zero Out
+	broke := false
+	err := r.do(func(v Out, te *TaskError) bool {
+		var ok bool
+		if te != nil {
+			ok = yield(zero, failure(te))
+		} else {
+			ok = yield(v, nil)
 		}
+		broke = !ok // do stops the run when deliver returns false
+		return ok
+	})
+	// Task errors have been yielded one by one; what is left is the
+	// reason the run stopped, if it was not the loop's own break.
+	if err != nil && !broke {
+		yield(zero, err)
 	}
 }
 
@@ -188,6 +199,10 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	r.out = make(chan *batch[In, Out], min(r.window, 4096)+1)
 	r.room = make(chan struct{}, 1)
 	r.nudge = make(chan struct{}, 1)
+	if r.cfg.ordered && !r.cfg.continueOnError {
+		r.loopExact = true
+		deliver = r.stopAtFailure(deliver)
+	}
 	r.src = r
 	r.startEngine()
 	r.feeder.Go(func() { r.lifecycle.guard(r.feed) })
@@ -212,7 +227,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 
 	var err error
 	if !complete {
-		err = r.err()
+		err = failure(r.err())
 	}
 	if len(r.taskErrs) == 0 {
 		return err
@@ -222,7 +237,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 	slices.SortFunc(r.taskErrs, func(a, b *TaskError) int { return a.Index - b.Index })
 	errs := make([]error, 0, len(r.taskErrs)+1)
 	for _, te := range r.taskErrs {
-		errs = append(errs, te)
+		errs = append(errs, failure(te))
 	}
 	return errors.Join(append(errs, err)...)
 }
@@ -250,7 +265,7 @@ func (r *run[In, Out]) feed() {
 		finished bool  // a yield returned false
 	)
 	r.inputs(func(v In) bool {
-		if finished || r.stopped() {
+		if finished || r.stopped() || pulled > r.failAt.Load() {
 			finished = true // an iterator that calls yield after false gets false again
 			return false
 		}

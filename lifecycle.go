@@ -236,6 +236,22 @@ type caller[In, Out any] struct {
 	timeout time.Duration
 	limiter Limiter
 	obs     *observer
+
+	// The entry points over an iter.Seq2[In, error] set these (see
+	// seq2.go): carried returns the error an input carries, which fails
+	// its call at once, before the Limiter is asked; value returns what a
+	// TaskError names as the input. Both are nil for the other entry
+	// points.
+	carried func(In) error
+	value   func(In) any
+}
+
+// input returns what the TaskError of a call for in names as its input.
+func (c *caller[In, Out]) input(in In) any {
+	if c.value != nil {
+		return c.value(in)
+	}
+	return in
 }
 
 func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *config, obs *observer) caller[In, Out] {
@@ -249,6 +265,12 @@ func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
 		if ctx, ok = w.call(); !ok {
 			var zero Out
 			return zero, ErrClosed // the run is stopped: not reported
+		}
+	}
+	if c.carried != nil {
+		if err := c.carried(v); err != nil {
+			var zero Out
+			return zero, err
 		}
 	}
 	if c.limiter != nil {

@@ -96,11 +96,14 @@ func WithBuffer(n int) Option {
 	return Option{func(c *config) { c.buffer, c.bufferSet = n, true }}
 }
 
-// WithOrdered makes [Run] and [Stream] deliver results in input order
-// instead of completion order. A slow input holds back the results after it:
-// at most concurrency + buffer results wait for it, after which no new work
-// starts until it is done. See the package documentation, section Ordering.
-// [Map] is always ordered.
+// WithOrdered makes [Run] and [Stream] (and their Seq2 forms) deliver
+// results in input order instead of completion order. A slow input holds
+// back the results after it: at most concurrency + buffer results wait for
+// it, after which no new work starts until it is done. A failure stops the
+// run where the loop would have, after every input before it has been
+// called and delivered; [ForEach] follows that rule too. See the package
+// documentation, sections Ordering and Errors and cancellation. [Map] is
+// always ordered and ignores the option.
 func WithOrdered() Option {
 	return Option{func(c *config) { c.ordered = true }}
 }
