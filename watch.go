@@ -374,6 +374,16 @@ func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) (risk, stole 
 		if same {
 			// Stalled: its call has run for a whole period.
 			l.mu.Lock()
+			if l.gen.Load() != g {
+				// The claim ended and its worker began the next one
+				// (under l.mu) since the read above: the new claim may
+				// have started no call, and stolen whole it would make
+				// none. Under l.mu the claim stays the one judged, and
+				// its next only grows, so steal leaves it a call.
+				l.mu.Unlock()
+				risk = true
+				continue
+			}
 			if run.stealFrom(l) {
 				stole = true
 			}
