@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -91,4 +92,36 @@ func TestSampleStealsOnlyTheClaimItJudged(t *testing.T) {
 	if n, e := unpack(l.word.Load()); n != 0 || e != 3 {
 		t.Errorf("the new claim's lane is next=%d end=%d, want next=0 end=3", n, e)
 	}
+}
+
+// TestPollJudgesStallsAPeriodApart: a lane is stalled when it has started
+// no call between two samples a whole period apart. A worker samples with
+// the clock reading it took at its claim's end (see poll), which is stale
+// when the worker was descheduled in between: the next sample was then
+// due a period after the stale reading, less than a period after the
+// sample itself, and a call that had started just before the sample was
+// judged stalled, its claim stolen, after running a fraction of a period.
+func TestPollJudgesStallsAPeriodApart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ls lanes[int, int]
+		run := &stealRecorder{}
+		var w watcher[int, int]
+		w.init(&ls, run, time.Now())
+		defer w.timer.Stop()
+		l := ls.get()
+		l.begin(nil, 0, 4)
+		l.next() // call 0 starts
+		time.Sleep(watchPeriod)
+		w.poll(time.Now()) // the baseline
+		time.Sleep(watchPeriod)
+		stale := time.Now() // a worker ends a claim and reads the clock, ...
+		time.Sleep(watchPeriod * 3 / 4)
+		l.next()      // ... call 1 starts meanwhile, ...
+		w.poll(stale) // ... and the worker samples, with its stale reading.
+		time.Sleep(watchPeriod / 4)
+		w.poll(time.Now()) // a quarter period after the last sample
+		if run.stole {
+			t.Errorf("poll stole offsets [%d, %d) of a claim whose call started %v before, want a stall judged after a whole period (%v)", run.from, run.to, watchPeriod/4, watchPeriod)
+		}
+	})
 }
