@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -445,5 +447,364 @@ func FuzzNested(f *testing.F) {
 			pool.Close()
 			innerPool.Close()
 		})
+	})
+}
+
+// FuzzHandOff drives Run, Stream and Map over the work-conserving paths:
+// among quick calls, a fuzzed few block, so that claims stall, their
+// unstarted tails are stolen and their finished results are taken by the
+// consumer. A blocking call either sleeps a little (real time, under a
+// millisecond), or waits for a condition that only other calls or the
+// consumer can make true:
+//
+//   - a barrier: up to min(concurrency, pool limit) calls wait until all of
+//     them have started ("calls that wait for each other all run");
+//   - an awaiter: the call waits until the consumer has received the
+//     result of an earlier input (for Map: until that call has returned),
+//     which a result held behind a stalled call would never reach.
+//
+// Barrier members and awaiters are together at most g = min(concurrency,
+// pool limit), and awaiters fewer than g, so that while a blocked call
+// waits for another call, fewer than g calls are blocked; and the members
+// lie within concurrency + buffer inputs of the first (see WithOrdered):
+// the package's promises then say that the run finishes (inputs start in
+// roughly, not strictly, input order, so g awaiters could all start before
+// the inputs they await). Each wait also ends when the run's context is
+// done. With WithOrdered,
+// WithContinueOnError, a Pool, a failing input, a panicking input, a
+// cancellation of the parent from a work call and a consumer that stops,
+// it checks:
+//
+//   - the run finishes (a deadline of 5s reports a deadlock,
+//     naming the calls still blocked, instead of hanging);
+//   - every input is called at most once, and exactly once when nothing
+//     stopped the run; every result is delivered at most once, and
+//     exactly once when nothing stopped it, in input order with
+//     WithOrdered (Map: in place);
+//   - at most concurrency calls are in flight, and at most the pool's
+//     limit; inputs are pulled at most concurrency + buffer + 2 ahead of
+//     consume, and at most concurrency + buffer + 1 results outstanding;
+//   - no call is still running when the run returns, and the pool is
+//     whole again;
+//   - the error is the one documented for what happened.
+func FuzzHandOff(f *testing.F) {
+	f.Add(uint8(3), uint8(0), uint16(1500), uint8(0), false, false, uint8(0), uint8(50), uint8(3), uint8(0), uint64(1), int16(-1), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(4), uint8(4), uint16(2000), uint8(1), true, false, uint8(0), uint8(20), uint8(4), uint8(0), uint64(2), int16(-1), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(8), uint8(1), uint16(1200), uint8(2), false, true, uint8(5), uint8(30), uint8(2), uint8(3), uint64(3), int16(700), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(2), uint8(0), uint16(900), uint8(0), true, true, uint8(2), uint8(10), uint8(2), uint8(0), uint64(4), int16(300), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(16), uint8(8), uint16(1800), uint8(1), false, false, uint8(0), uint8(40), uint8(8), uint8(6), uint64(5), int16(-1), int16(1000), int16(-1), int16(-1))
+	f.Add(uint8(6), uint8(2), uint16(1000), uint8(0), true, false, uint8(3), uint8(25), uint8(3), uint8(0), uint64(6), int16(-1), int16(-1), int16(600), int16(-1))
+	f.Add(uint8(5), uint8(3), uint16(1000), uint8(2), false, false, uint8(4), uint8(25), uint8(4), uint8(1), uint64(7), int16(-1), int16(-1), int16(-1), int16(400))
+	f.Add(uint8(64), uint8(0), uint16(2793), uint8(2), false, true, uint8(7), uint8(60), uint8(0), uint8(0), uint64(8), int16(7), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(1), uint8(16), uint16(2000), uint8(0), false, false, uint8(0), uint8(50), uint8(0), uint8(1), uint64(9), int16(-1), int16(-1), int16(-1), int16(-1))
+	f.Add(uint8(3), uint8(20), uint16(2500), uint8(1), true, false, uint8(0), uint8(30), uint8(0), uint8(3), uint64(10), int16(-1), int16(-1), int16(-1), int16(-1))
+	f.Fuzz(func(t *testing.T, c8, buf8 uint8, n16 uint16, mode uint8, ordered, cont bool, pooled, every8, members8, awaiters8 uint8,
+		seed uint64, failAt, panicAt, cancelAt, stopAt int16) {
+		c, buf, n := int(c8%32)+1, int(buf8%32), int(n16%3000)
+		entry := int(mode % 3) // Run, Stream, Map
+		if entry == 2 {
+			ordered = true // Map's results are in place
+		}
+		opts := []fofi.Option{fofi.WithConcurrency(c), fofi.WithBuffer(buf)}
+		if ordered && entry != 2 {
+			opts = append(opts, fofi.WithOrdered())
+		}
+		if cont {
+			opts = append(opts, fofi.WithContinueOnError())
+		}
+		g := c // calls that may block on each other at once
+		limit := int(pooled % 16)
+		var pool *fofi.Pool
+		if limit > 0 {
+			var err error
+			if pool, err = fofi.NewPool(limit); err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			opts = append(opts, fofi.WithPool(pool))
+			g = min(g, limit)
+		}
+
+		// What each input does, drawn from seed. An input is special
+		// with probability 1/(every+1).
+		const (
+			quick = iota
+			sleeps
+			member
+			awaiter
+		)
+		rng := rand.New(rand.NewPCG(seed, uint64(n)))
+		kind := make([]uint8, n)
+		awaited := make([]int, n) // an awaiter's earlier input
+		sleep := make([]time.Duration, n)
+		members := min(int(members8)%(g+1), n)
+		if members > 0 {
+			// Consecutive inputs, or spread out within concurrency +
+			// buffer inputs of the first (see WithOrdered).
+			span := min(c+buf, n-1)
+			first := rng.IntN(n - min(span, n-1))
+			stride := 1
+			if members > 1 {
+				stride = max(1, rng.IntN(span/(members-1)+1))
+			}
+			for i := range members {
+				kind[first+i*stride] = member
+			}
+		}
+		awaiters, sleepers := min(int(awaiters8)%(g+1), g-max(members, 1)), 0
+		for x := range n {
+			if kind[x] != quick || rng.IntN(int(every8)+1) != 0 {
+				continue
+			}
+			switch {
+			case x > 0 && awaiters > 0 && rng.IntN(2) == 0:
+				// Often a close one, likely claimed with x, whose
+				// result x's blocked call holds back.
+				kind[x], awaited[x] = awaiter, rng.IntN(x)
+				if rng.IntN(2) == 0 {
+					awaited[x] = x - 1 - rng.IntN(min(x, 4))
+				}
+				awaiters--
+			case sleepers < 16:
+				kind[x], sleep[x] = sleeps, time.Duration(rng.IntN(800))*time.Microsecond
+				sleepers++
+			}
+		}
+
+		// A deadlock ends at the deadline with errDeadlock as the cause,
+		// before the fuzzing engine's own 10s limit kills the process.
+		errDeadlock := errors.New("deadline of the fuzz run")
+		deadline, cancelDeadline := context.WithTimeoutCause(t.Context(), 5*time.Second, errDeadlock)
+		defer cancelDeadline()
+		ctx, cancel := context.WithCancel(deadline)
+		defer cancel()
+
+		var (
+			gauge    gauge
+			calls    = make([]atomic.Int32, n)
+			settled  = make([]chan struct{}, n) // closed when the consumer has the result, or the call failed
+			arrived  atomic.Int64
+			open     = make(chan struct{})
+			blocked  sync.Map // input -> what it waited for when the deadline came
+			pulled   atomic.Int64
+			doneN    atomic.Int64
+			consumed atomic.Int64
+
+			violation atomic.Value
+			panicRan  atomic.Bool
+			cancelled atomic.Bool
+		)
+		for i := range settled {
+			settled[i] = make(chan struct{})
+		}
+		settle := func(x int) {
+			select {
+			case <-settled[x]:
+				violation.CompareAndSwap(nil, fmt.Sprintf("input %d settled twice", x))
+			default:
+				close(settled[x])
+			}
+		}
+		inputs := func(yield func(int) bool) {
+			for i := range n {
+				if p, k := pulled.Add(1), consumed.Load(); p-k > int64(c+buf+2) {
+					violation.CompareAndSwap(nil, fmt.Sprintf("pulled %d with %d consumed, limit %d ahead", p, k, c+buf+2))
+				}
+				if !yield(i) {
+					return
+				}
+			}
+		}
+		wait := func(ctx context.Context, x int, what string, ch <-chan struct{}) {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				if context.Cause(deadline) == errDeadlock {
+					blocked.Store(x, what) // for the report of the deadlock
+				}
+			}
+		}
+		failure := errors.New("work failed")
+		work := func(ctx context.Context, x int) (int, error) {
+			gauge.enter()
+			defer gauge.leave()
+			if calls[x].Add(1) != 1 {
+				violation.CompareAndSwap(nil, fmt.Sprintf("input %d called twice", x))
+			}
+			switch kind[x] {
+			case sleeps:
+				time.Sleep(sleep[x])
+			case member:
+				if arrived.Add(1) == int64(members) {
+					close(open)
+				}
+				wait(ctx, x, fmt.Sprintf("the barrier (%d of %d arrived)", arrived.Load(), members), open)
+			case awaiter:
+				wait(ctx, x, fmt.Sprintf("result %d", awaited[x]), settled[awaited[x]])
+			}
+			if x == int(panicAt) {
+				panicRan.Store(true)
+				panic("boom")
+			}
+			if x == int(cancelAt) {
+				cancelled.Store(true)
+				cancel()
+			}
+			if x == int(failAt) {
+				settle(x)
+				return 0, failure
+			}
+			if d, k := doneN.Add(1), consumed.Load(); entry != 2 && d-k > int64(c+buf+1) {
+				violation.CompareAndSwap(nil, fmt.Sprintf("%d results outstanding, limit %d", d-k, c+buf+1))
+			}
+			if entry == 2 {
+				settle(x) // Map: the result is in place once the call returns
+			}
+			return 2 * x, nil
+		}
+		seen := make([]bool, n)
+		last := -1
+		stopped := false // the consumer stopped the run
+		stopErr := errors.New("consume stopped")
+		consume := func(v int) error {
+			x := v / 2
+			if v%2 != 0 || x < 0 || x >= n || seen[x] {
+				t.Fatalf("result %d delivered twice or never produced", v)
+			}
+			seen[x] = true
+			if ordered && x <= last {
+				t.Fatalf("WithOrdered delivered input %d after %d", x, last)
+			}
+			last = x
+			settle(x)
+			if consumed.Add(1) == int64(stopAt)+1 {
+				stopped = true
+				return stopErr
+			}
+			return nil
+		}
+
+		var (
+			err      error
+			panicked any
+			out      []int
+		)
+		func() {
+			defer func() { panicked = recover() }()
+			switch entry {
+			case 0:
+				err = fofi.Run(ctx, inputs, work, consume, opts...)
+			case 1:
+				var taskErrs []error
+				for v, e := range fofi.Stream(ctx, inputs, work, opts...) {
+					if cont && errors.As(e, new(*fofi.TaskError)) {
+						taskErrs = append(taskErrs, e)
+						continue
+					}
+					if e != nil {
+						err = e
+						break
+					}
+					if e := consume(v); e != nil {
+						err = e
+						break
+					}
+				}
+				if err == nil && len(taskErrs) > 0 {
+					err = errors.Join(taskErrs...)
+				}
+			case 2:
+				in := make([]int, n)
+				for i := range in {
+					in[i] = i
+				}
+				out, err = fofi.Map(ctx, in, work, opts...)
+			}
+		}()
+
+		if context.Cause(deadline) == errDeadlock {
+			var waiting []string
+			blocked.Range(func(k, v any) bool {
+				waiting = append(waiting, fmt.Sprintf("input %d waits for %s", k, v))
+				return true
+			})
+			t.Fatalf("entry %d: the run did not finish in 5s: deadlock; %d calls were blocked: %v", entry, len(waiting), waiting)
+		}
+		if r := gauge.cur.Load(); r != 0 {
+			t.Fatalf("%d work calls still running when the run returned", r)
+		}
+		if v := violation.Load(); v != nil {
+			t.Fatalf("entry %d: %s", entry, v)
+		}
+		if m := gauge.max.Load(); m > int64(c) || limit > 0 && m > int64(limit) {
+			t.Fatalf("%d calls in flight, concurrency %d, pool %d", m, c, limit)
+		}
+		if pool != nil && pool.InFlight() != 0 {
+			t.Fatalf("pool InFlight() = %d after the run, want 0", pool.InFlight())
+		}
+		if panicRan.Load() {
+			if pe, ok := panicked.(*fofi.PanicError); !ok || pe.Value != "boom" {
+				t.Fatalf("entry %d panicked with %v (%T), want a *PanicError with the value of work's panic", entry, panicked, panicked)
+			}
+			return
+		}
+		if panicked != nil {
+			t.Fatalf("entry %d panicked with %v, but no work call panicked", entry, panicked)
+		}
+
+		failed := int(failAt) >= 0 && int(failAt) < n && calls[failAt].Load() == 1
+		var te *fofi.TaskError
+		isFailure := errors.As(err, &te) && te.Index == int(failAt) && errors.Is(err, failure)
+		switch {
+		case cancelled.Load():
+			// The parent was cancelled from a work call: the run ends
+			// with the cancellation, or a stop that came first, or nil
+			// if nothing was left to stop.
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, stopErr) && !isFailure {
+				t.Fatalf("entry %d: error = %v after the parent was cancelled, want context.Canceled or the failure", entry, err)
+			}
+			if err != nil {
+				return
+			}
+		case stopped && failed && !cont:
+			if !errors.Is(err, stopErr) && !isFailure {
+				t.Fatalf("entry %d: error = %v, want the consume error or *TaskError{Index: %d}", entry, err, failAt)
+			}
+			return
+		case stopped:
+			if !errors.Is(err, stopErr) {
+				t.Fatalf("entry %d: error = %v after consume stopped, want the consume error", entry, err)
+			}
+			return
+		case failed:
+			if !isFailure {
+				t.Fatalf("entry %d: error = %v, want *TaskError{Index: %d}", entry, err, failAt)
+			}
+			if !cont {
+				if entry == 2 && out != nil {
+					t.Fatalf("fail-fast Map = %d results with %v, want none", len(out), err)
+				}
+				return
+			}
+		case err != nil:
+			t.Fatalf("entry %d: error = %v, want nil", entry, err)
+		}
+		// Nothing stopped the run: every input was called once, and
+		// every successful result delivered once.
+		for x := range n {
+			if k := calls[x].Load(); k != 1 {
+				t.Fatalf("entry %d: input %d called %d times, want 1", entry, x, k)
+			}
+			if x == int(failAt) {
+				continue
+			}
+			if entry == 2 {
+				if out[x] != 2*x {
+					t.Fatalf("Map: out[%d] = %d, want %d", x, out[x], 2*x)
+				}
+			} else if !seen[x] {
+				t.Fatalf("entry %d: result %d never reached the consumer", entry, x)
+			}
+		}
 	})
 }

@@ -231,15 +231,19 @@ func (w *watcher[In, Out]) wake() {
 }
 
 // poll samples the lanes if a sample is due and no one else is sampling.
-// Workers call it at the end of a claim, with the time it ended: a clock
-// reading per claim, not per call.
+// Workers call it at the end of a claim, with the time it ended, which
+// tells whether a sample is due: a clock reading per claim, not per call.
 func (w *watcher[In, Out]) poll(now time.Time) {
 	t := int64(now.Sub(w.t0))
 	if t < w.due.Load() || !w.mu.TryLock() {
 		return
 	}
 	risk := false
-	if t >= w.due.Load() {
+	// The time the sample is taken, not the worker's reading: a worker
+	// descheduled since it read the clock would otherwise set the next
+	// sample due less than a period after this one, and judge a call
+	// that starts in between stalled. One clock reading per sample.
+	if t = int64(time.Since(w.t0)); t >= w.due.Load() {
 		// The timer fires only if no worker samples for a period after
 		// this one and a claim's length (see watchSlack).
 		risk = w.sample(t, watchSlack)
@@ -377,6 +381,16 @@ func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) (risk, stole 
 		if same {
 			// Stalled: its call has run for a whole period.
 			l.mu.Lock()
+			if l.gen.Load() != g {
+				// The claim ended and its worker began the next one
+				// (under l.mu) since the read above: the new claim may
+				// have started no call, and stolen whole it would make
+				// none. Under l.mu the claim stays the one judged, and
+				// its next only grows, so steal leaves it a call.
+				l.mu.Unlock()
+				risk = true
+				continue
+			}
 			if run.stealFrom(l) {
 				stole = true
 			}
