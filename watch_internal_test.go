@@ -58,7 +58,7 @@ func TestSampleStealsOnlyTheClaimItJudged(t *testing.T) {
 	var ls lanes[int, int]
 	l := ls.get()
 	run := &stealRecorder{}
-	l.begin(nil, 0, 4)
+	l.begin(nil, 4)
 	if off, ok := l.next(); off != 0 || !ok {
 		t.Fatalf("next() = %d, %v, want 0, true", off, ok)
 	}
@@ -80,7 +80,7 @@ func TestSampleStealsOnlyTheClaimItJudged(t *testing.T) {
 			break
 		}
 	}
-	l.base, l.taken = 10, 0
+	l.b, l.taken = &batch[int, int]{start: 10}, 0
 	l.gen.Add(1)
 	l.word.Store(3)
 	l.mu.Unlock()
@@ -109,7 +109,7 @@ func TestPollJudgesStallsAPeriodApart(t *testing.T) {
 		w.init(&ls, run, time.Now())
 		defer w.timer.Stop()
 		l := ls.get()
-		l.begin(nil, 0, 4)
+		l.begin(nil, 4)
 		l.next() // call 0 starts
 		time.Sleep(watchPeriod)
 		w.poll(time.Now()) // the baseline
