@@ -59,9 +59,10 @@ type source[In, Out any] interface {
 	// claimLimit the largest claim the source allows now (see nextClaim).
 	firstClaim() int64
 	claimLimit() int64
-	// backlog fills in what the source knows of the snapshot: sleepers,
-	// backlog and batch.
-	backlog(s *snapshot)
+	// backlog is what the source knows of the snapshot: sleepers,
+	// backlog and batch. (A pointer to the snapshot, passed through the
+	// interface, would move it to the heap at every decision.)
+	backlog() (sleepers, backlog, batch int64)
 	// returned is how many inputs the watcher or a worker gave back and
 	// no worker has claimed again.
 	returned() int64
@@ -136,7 +137,7 @@ func (e *engine[In, Out]) workersNeeded() int64 {
 		starting:    e.starting.Load(),
 		work:        time.Duration(e.workNs.Load()),
 	}
-	e.src.backlog(&s)
+	s.sleepers, s.backlog, s.batch = e.src.backlog()
 	if s.work == 0 {
 		s.slowSoFar = e.slowSoFar()
 	}

@@ -494,11 +494,9 @@ func (r *run[In, Out]) firstClaim() int64 { return r.firstBatchSize() }
 // claimLimit is the largest claim (see batchLimit).
 func (r *run[In, Out]) claimLimit() int64 { return r.batchLimit() }
 
-// backlog fills in the queue's part of a snapshot.
-func (r *run[In, Out]) backlog(s *snapshot) {
-	s.sleepers = int64(r.q.sleepers.Load())
-	s.backlog = r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load()
-	s.batch = r.batchLimit()
+// backlog is the queue's part of a snapshot.
+func (r *run[In, Out]) backlog() (sleepers, backlog, batch int64) {
+	return int64(r.q.sleepers.Load()), r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load(), r.batchLimit()
 }
 
 // returned is how many given-back inputs wait in the queue.

@@ -266,11 +266,10 @@ func (m *mapRun[In, Out]) claimLimit() int64 {
 	return min((int64(len(m.inputs))-m.next.Load())/(2*max(m.started.Load(), 1)), maxBatch)
 }
 
-// backlog fills in Map's part of a snapshot: its workers never sleep, and
-// any input left is worth a worker of quick work.
-func (m *mapRun[In, Out]) backlog(s *snapshot) {
-	s.backlog = max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load()
-	s.batch = 1
+// backlog is Map's part of a snapshot: its workers never sleep, and any
+// input left is worth a worker of quick work.
+func (m *mapRun[In, Out]) backlog() (sleepers, backlog, batch int64) {
+	return 0, max(int64(len(m.inputs))-m.next.Load(), 0) + m.retItems.Load(), 1
 }
 
 // returned is how many given-back inputs wait to be claimed again.

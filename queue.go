@@ -244,25 +244,37 @@ func (q *queue[In]) giveBack(start int64, in []In) {
 func (q *queue[In]) sleep(done <-chan struct{}) bool {
 	q.sleepers.Add(1)
 	if q.pending() || q.finished() {
-		// Take the count back; if a publisher took it first, its token
-		// is on its way and is ours.
-		for s := q.sleepers.Load(); ; s = q.sleepers.Load() {
-			if s == 0 {
-				<-q.wake
-				return true
-			}
-			if q.sleepers.CompareAndSwap(s, s-1) {
-				return true
-			}
-		}
+		q.unsleep()
+		return true
 	}
 	select {
 	case <-q.wake:
 		return true
 	case <-q.ended:
+		q.unsleep()
 		return true
 	case <-done:
+		// A token still due to this worker goes to wake, which has room
+		// for one per worker, and is never read again.
+		q.unsleep()
 		return false
+	}
+}
+
+// unsleep takes back the count of a worker that stops sleeping without a
+// token: a count left behind would read as a sleeper to wake, both to the
+// policy (which then starts no worker) and to wakeOne (whose token nobody
+// takes). If a publisher took the count first, its token is on its way
+// and is the worker's.
+func (q *queue[In]) unsleep() {
+	for s := q.sleepers.Load(); ; s = q.sleepers.Load() {
+		if s == 0 {
+			<-q.wake
+			return
+		}
+		if q.sleepers.CompareAndSwap(s, s-1) {
+			return
+		}
 	}
 }
 
