@@ -263,10 +263,13 @@ func (w *watcher[In, Out]) sample(t int64, slack time.Duration) bool {
 		w.lastSteal = t
 	}
 	// A run whose claims have stalled is heavy-tailed: its next slow call
-	// is likely to come soon, in a claim of quick calls again.
+	// is likely to come soon, in a claim of quick calls again, and it is
+	// likely to come while every other worker blocks too, when only the
+	// timer samples. So the timer gets no slack either: the wake-ups it
+	// may cost while claims flow are cheap next to calls that block.
 	period := watchPeriod
 	if w.lastSteal != 0 && t-w.lastSteal < int64(tailWindow) {
-		period = tailPeriod
+		period, slack = tailPeriod, 0
 	}
 	w.due.Store(t + int64(period))
 	w.timer.Reset(period + slack)
