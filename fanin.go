@@ -55,7 +55,30 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 		}
 		return true
 	}
+	// held takes the results held behind a stalled call, when the watcher
+	// nudges; false means the run stopped.
+	held := func() bool {
+		for _, b := range r.takeHeld() {
+			if !handle(b) {
+				return false
+			}
+		}
+		// Results finished later in the same lanes are the watcher's to
+		// notice again; it may have parked meanwhile (see hostage).
+		r.watcher.wake()
+		return true
+	}
 	for expected < 0 || received < expected {
+		// A nudge first: held results finished before the batches that
+		// keep arriving meanwhile, and completion order is theirs.
+		select {
+		case <-r.nudge:
+			if !held() {
+				return false
+			}
+			continue
+		default:
+		}
 		var b *batch[In, Out]
 		if r.obs == nil {
 			select {
@@ -84,14 +107,9 @@ func (r *run[In, Out]) consume(deliver func(Out, *TaskError) bool) bool {
 		}
 		if b == nil {
 			// Nudged by the watcher: results wait behind a stalled call.
-			for _, b := range r.takeHeld() {
-				if !handle(b) {
-					return false
-				}
+			if !held() {
+				return false
 			}
-			// Results finished later in the same lanes are the watcher's
-			// to notice again; it may have parked meanwhile (see hostage).
-			r.watcher.wake()
 			continue
 		}
 		if !handle(b) {
