@@ -193,9 +193,9 @@ type watched[In, Out any] interface {
 // (see poll), with the clock reading they make anyway; the watcher
 // goroutine's timer, pushed back by every sample, fires only when no
 // worker has come to a claim's end for a period and a bit: when the calls
-// block. A timer that fired every period instead cost CPU-bound work at
-// c=2 on two processors a quarter of its speed: each firing makes a
-// goroutine runnable on a processor that the workers and the consumer
+// block. So the watcher goroutine wakes about once in a run of 10,000
+// calls of 1µs at c=2, where a timer that fired every period woke it 24 to
+// 32 times, each time on a processor that the workers and the consumer
 // share. The watcher goroutine parks while nothing is at risk.
 type watcher[In, Out any] struct {
 	lanes  *lanes[In, Out]
