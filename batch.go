@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
-	"time"
 )
 
 // batch carries the results of a run of consecutive inputs, starting at
@@ -21,31 +20,12 @@ type batch[In, Out any] struct {
 	total int64 // ... this many
 }
 
-// nextBatchSize chooses a worker's next claim from its last one, k, and the
-// work time per item it measured, perItem.
-func (r *run[In, Out]) nextBatchSize(k int64, perItem time.Duration) int64 {
-	return nextClaim(k, perItem, r.batchLimit())
-}
-
-// firstBatchSize is a new worker's first claim: one input while the work
-// is not measured yet or is slow, so that slow work is spread at once; for
-// quick work, half of what the measured time per call gives, so that a
-// worker started late does not ramp up from one input again, paying a
-// hand-over per doubling (in a short run, such as a request's, the ramp of
-// every worker is a good part of the run).
-func (r *run[In, Out]) firstBatchSize() int64 {
-	if !r.quick() {
-		return 1
-	}
-	return max(1, min(int64(batchTarget)/(2*r.workNs.Load()), r.batchLimit()))
-}
-
-// batchLimit is the largest claim that leaves room in the window for a full
+// claimLimit is the largest claim that leaves room in the window for a full
 // batch at every worker running plus two, one being consumed and one being
 // pulled, so that batching never keeps a running worker idle. Quick work
 // keeps few workers running and gets big batches; slow work starts more
 // workers, but it is claimed one input at a time anyway.
-func (r *run[In, Out]) batchLimit() int64 {
+func (r *run[In, Out]) claimLimit() int64 {
 	return min(max(r.window/(r.started.Load()+2), 1), maxBatch)
 }
 

@@ -55,9 +55,8 @@ type source[In, Out any] interface {
 	// stopped meanwhile and the worker is to exit.
 	end(l *lane[In, Out], b *batch[In, Out], perItem time.Duration) bool
 
-	// firstClaim is the size of a new worker's first claim, and
-	// claimLimit the largest claim the source allows now (see nextClaim).
-	firstClaim() int64
+	// claimLimit is the largest claim the source allows now (see
+	// firstClaim and nextClaim).
 	claimLimit() int64
 	// backlog is what the source knows of the snapshot: sleepers,
 	// backlog and batch. (A pointer to the snapshot, passed through the
@@ -162,6 +161,19 @@ func (e *engine[In, Out]) quick() bool {
 	return work > 0 && work < batchTarget
 }
 
+// firstClaim is a new worker's first claim: one input while the work is
+// not measured yet or is slow, so that slow work is spread at once; for
+// quick work, half of what the measured time per call gives, so that a
+// worker started late does not ramp up from one input again, paying a
+// hand-over per doubling (in a short run, such as a request's, the ramp of
+// every worker is a good part of the run).
+func (e *engine[In, Out]) firstClaim() int64 {
+	if !e.quick() {
+		return 1
+	}
+	return max(1, min(int64(batchTarget)/(2*e.workNs.Load()), e.src.claimLimit()))
+}
+
 // stolen starts workers for the inputs stolen, one each (see watched).
 // The work is not marked slow: a claim also stalls when its worker is
 // merely waiting for a processor, and CPU work marked slow would be handed
@@ -181,7 +193,7 @@ func (e *engine[In, Out]) work() {
 	ctx, w := e.slots.worker(e.ctx)
 	l := e.lanes.get()
 	defer e.lanes.put(l)
-	k := e.src.firstClaim()
+	k := e.firstClaim()
 	first := true
 	for !e.stopped() {
 		b := e.src.batch(k, l)
@@ -195,7 +207,7 @@ func (e *engine[In, Out]) work() {
 				return
 			}
 			// The work may have turned slow while this worker waited.
-			k = e.src.firstClaim()
+			k = e.firstClaim()
 			continue
 		}
 		if e.firstAt.Load() == 0 {

@@ -328,7 +328,7 @@ func (r *run[In, Out]) wakeWorker() bool {
 	if r.started.Load() <= int64(r.q.sleepers.Load()) || !r.quick() {
 		return true
 	}
-	return r.q.tail.Load()-r.q.head.Load() >= r.batchLimit()
+	return r.q.tail.Load()-r.q.head.Load() >= r.claimLimit()
 }
 
 // waitFor blocks until room, the feeder's condition, holds, or the run
@@ -488,15 +488,9 @@ func (r *run[In, Out]) end(l *lane[In, Out], b *batch[In, Out], perItem time.Dur
 	return true
 }
 
-// firstClaim is a new worker's first claim (see firstBatchSize).
-func (r *run[In, Out]) firstClaim() int64 { return r.firstBatchSize() }
-
-// claimLimit is the largest claim (see batchLimit).
-func (r *run[In, Out]) claimLimit() int64 { return r.batchLimit() }
-
 // backlog is the queue's part of a snapshot.
 func (r *run[In, Out]) backlog() (sleepers, backlog, batch int64) {
-	return int64(r.q.sleepers.Load()), r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load(), r.batchLimit()
+	return int64(r.q.sleepers.Load()), r.q.tail.Load() - r.q.head.Load() + r.q.retItems.Load(), r.claimLimit()
 }
 
 // returned is how many given-back inputs wait in the queue.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -150,25 +151,7 @@ func FuzzRun(f *testing.F) {
 		func() {
 			defer func() { panicked = recover() }()
 			if stream {
-				var taskErrs []error
-				for v, e := range fofi.Stream(runCtx, inputs, work, opts...) {
-					var te *fofi.TaskError
-					if cont && errors.As(e, &te) {
-						taskErrs = append(taskErrs, e)
-						continue
-					}
-					if e != nil {
-						err = e
-						break
-					}
-					if e := consume(v); e != nil {
-						err = e
-						break
-					}
-				}
-				if err == nil && len(taskErrs) > 0 {
-					err = errors.Join(taskErrs...)
-				}
+				err = streamAsRun(runCtx, inputs, work, consume, cont, opts...)
 			} else {
 				err = fofi.Run(runCtx, inputs, work, consume, opts...)
 			}
@@ -695,24 +678,7 @@ func FuzzHandOff(f *testing.F) {
 			case 0:
 				err = fofi.Run(ctx, inputs, work, consume, opts...)
 			case 1:
-				var taskErrs []error
-				for v, e := range fofi.Stream(ctx, inputs, work, opts...) {
-					if cont && errors.As(e, new(*fofi.TaskError)) {
-						taskErrs = append(taskErrs, e)
-						continue
-					}
-					if e != nil {
-						err = e
-						break
-					}
-					if e := consume(v); e != nil {
-						err = e
-						break
-					}
-				}
-				if err == nil && len(taskErrs) > 0 {
-					err = errors.Join(taskErrs...)
-				}
+				err = streamAsRun(ctx, inputs, work, consume, cont, opts...)
 			case 2:
 				in := make([]int, n)
 				for i := range in {
@@ -807,4 +773,25 @@ func FuzzHandOff(f *testing.F) {
 			}
 		}
 	})
+}
+
+// streamAsRun ranges over Stream as Run would consume its results: with
+// cont (WithContinueOnError), the failures yielded one by one are joined
+// and returned at the end; otherwise the first error ends the loop.
+func streamAsRun(ctx context.Context, inputs iter.Seq[int], work func(context.Context, int) (int, error),
+	consume func(int) error, cont bool, opts ...fofi.Option) error {
+	var taskErrs []error
+	for v, e := range fofi.Stream(ctx, inputs, work, opts...) {
+		if cont && errors.As(e, new(*fofi.TaskError)) {
+			taskErrs = append(taskErrs, e)
+			continue
+		}
+		if e != nil {
+			return e
+		}
+		if e := consume(v); e != nil {
+			return e
+		}
+	}
+	return errors.Join(taskErrs...)
 }

@@ -249,17 +249,6 @@ func (m *mapRun[In, Out]) end(l *lane[In, Out], b *batch[In, Out], _ time.Durati
 	return true
 }
 
-// firstClaim is a new worker's first range: one input while the work is
-// not measured or is slow, so that slow work is spread at once; for quick
-// work, half of the measured batch size, so that a worker started late
-// does not ramp up from one input again (see run.firstBatchSize).
-func (m *mapRun[In, Out]) firstClaim() int64 {
-	if !m.quick() {
-		return 1
-	}
-	return max(1, min(int64(batchTarget)/(2*m.workNs.Load()), m.claimLimit()))
-}
-
 // claimLimit shrinks the ranges near the end, so that the workers finish
 // together.
 func (m *mapRun[In, Out]) claimLimit() int64 {

@@ -47,12 +47,19 @@ func Remote[In, Out any](c *Client, name string) func(context.Context, In) (Out,
 		if err != nil {
 			return zero, err
 		}
-		var out Out
-		if err := c.cfg.codec.Unmarshal(res, &out); err != nil {
-			return zero, fmt.Errorf("fofinats: handler %q: decode result as %T: %w", name, out, err)
-		}
-		return out, nil
+		return decode[Out](c, name, res)
 	}
+}
+
+// decode decodes the result of a call of handler name with the client's
+// codec.
+func decode[Out any](c *Client, name string, res []byte) (Out, error) {
+	var out Out
+	if err := c.cfg.codec.Unmarshal(res, &out); err != nil {
+		var zero Out
+		return zero, fmt.Errorf("fofinats: handler %q: decode result as %T: %w", name, out, err)
+	}
+	return out, nil
 }
 
 // Run is fofi.Run over remote calls: it calls the handler name for every
@@ -107,11 +114,7 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 		if err != nil {
 			return zero, err
 		}
-		var out Out
-		if err := c.cfg.codec.Unmarshal(res, &out); err != nil {
-			return zero, fmt.Errorf("fofinats: handler %q: decode result as %T: %w", name, out, err)
-		}
-		return out, nil
+		return decode[Out](c, name, res)
 	}
 	opts = append([]fofi.Option{fofi.WithConcurrency(DefaultConcurrency)}, opts...)
 	c.active.Store(rs.id, rs)
