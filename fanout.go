@@ -89,7 +89,6 @@ func (r *run[In, Out]) consumeWith(consume func(Out) error) error {
 // valid after the loop.
 func Stream[In, Out any](ctx context.Context, inputs iter.Seq[In],
 	work func(context.Context, In) (Out, error), opts ...Option) iter.Seq2[Out, error] {
-	markUsed(ctx) // a Pool's work call that ctx comes from may return before the range
 	return func(yield func(Out, error) bool) {
 		var zero Out
 		r, err := newRun("Stream", ctx, inputs, work, opts)

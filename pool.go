@@ -51,10 +51,9 @@ var ErrClosed = errors.New("fofi: pool is closed")
 // of its batch: the worker makes its next call, or gives the slot back,
 // only once every borrow of its slot has ended. The limit therefore holds
 // for leaf calls, and nesting never deadlocks, even when every slot is
-// held by the outer calls. One case is not told apart: a context that work
-// keeps without using it, first used for a run on the pool after the call
-// returned while the same worker runs a later call, counts as that later
-// call's context until that call returns.
+// held by the outer calls. Every call has a context of its own, so a
+// context used after its call returned is never taken for the context of a
+// later call on the same worker.
 //
 // A call's context is not cancelled when the call returns (unless
 // [WithTaskTimeout] gave it a deadline): it lives as long as the run.

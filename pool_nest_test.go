@@ -87,6 +87,9 @@ func testNestedAcrossPools(t *testing.T, limit int, outer, middle, inner entry) 
 //   - kept: work runs a nested Map (which borrows its slot), keeps its
 //     context, and consume runs another Map with that context after the
 //     call returned.
+//   - unused: the same, but work keeps its context without using it:
+//     consume's run is the first to look the context up, while the worker
+//     makes a later call, and must not take it for that call's context.
 //   - goroutine: work starts a nested run on another goroutine and returns
 //     once that run has borrowed the slot. The run keeps the slot for its
 //     batch, and the worker makes its next call only once it is given back.
@@ -139,6 +142,25 @@ func TestPoolLendsOnlyDuringTheCall(t *testing.T) {
 					if _, err := fofi.Map(ctx, []int{1}, leaf(&g, time.Millisecond), fofi.WithPool(p)); err != nil {
 						return nil, err
 					}
+					own(&g)
+					return ctx, nil
+				}, func(ctx context.Context) error {
+					_, err := fofi.Map(ctx, []int{1, 2}, leaf(&g, time.Millisecond), fofi.WithPool(p))
+					return err
+				}, fofi.WithConcurrency(c), fofi.WithPool(p))
+				if err != nil {
+					t.Fatalf("Run = %v, want nil", err)
+				}
+				if m := g.max.Load(); m != 1 {
+					t.Errorf("%d calls in flight on a pool of 1, want 1", m)
+				}
+			})
+		})
+		t.Run(fmt.Sprintf("unused/c=%d", c), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newPool(t, 1)
+				var g gauge
+				err := fofi.Run(t.Context(), seq(n), func(ctx context.Context, x int) (context.Context, error) {
 					own(&g)
 					return ctx, nil
 				}, func(ctx context.Context) error {

@@ -13,19 +13,16 @@ package fofi
 // slot nobody borrows at the moment. Every worker of the nested run borrows
 // that way, per batch, or else waits for a slot of the pool like any run.
 //
-// A call is told from the calls after it by its callCtx, but the worker
-// reuses one callCtx for call after call, as long as no run looked it up:
-// a context per call would cost an allocation per call, which quick work
-// cannot afford. Once a run has looked a callCtx up (tainted it), the
-// worker retires it before its next call: the callCtx is marked dead and
-// the next call gets a fresh one. A run that looks a dead callCtx up
-// borrows from a call further up, or waits for a slot of its own. What
-// this cannot tell apart is a context that work kept without using it and
-// that a run first uses after the call returned, while the same worker is
-// in a later call: it is taken for that call's context until that call
-// returns. Stream marks the calls of its context as used when it is
-// called, not when it is ranged over, so that a Stream returned by work is
-// not such a case.
+// A call is told from every other call by its callCtx: each call gets a
+// context of its own, which stays the context of that call for good. The
+// worker counts its calls (the generation in st), a callCtx records the
+// generation of its call, and a run that looks it up borrows only while
+// the worker holds its slot and is still in that generation. So a context
+// used after its call returned, by a Stream that work returned, a run
+// left going on another goroutine, or a context kept in a variable, finds
+// its call over and borrows from a call further up, or waits for a slot of
+// its own. The contexts come in chunks (see callCtx), so that a context
+// per call costs 8 bytes and a 512th of an allocation.
 //
 // While its slot is lent, a worker starts no call and gives no slot back:
 // it waits, before its next call and at the end of its batch, for the
@@ -37,6 +34,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // slotKey is the context key under which a callCtx of pool answers, so that
@@ -44,84 +42,129 @@ import (
 // Keys of other pools pass through it to the calls further up.
 type slotKey struct{ pool *Pool }
 
-// usedKey is the context key under which every callCtx of a context marks
-// itself as used by a run (see markUsed).
-type usedKey struct{}
+// callCtx is the context a worker gives one work call: the run's context,
+// and the identity of the call, which nested runs borrow its slot through.
+// Each call has one of its own, so that a context used after its call
+// returned is told from the context of the worker's later calls. It is
+// one word, v: the call's generation (see stGen) times ctxIndex, plus its
+// index in the chunk it was made in. A chunk holds its worker, then its
+// contexts, so that a call leaves 8 bytes of garbage that the collector
+// does not scan, where a pointer to the worker in each context would
+// double that and make the collector scan it.
+type callCtx struct{ v uint64 }
 
-// markUsed marks the work calls that ctx comes from as used by a run, as
-// looking their slot up would: their workers give their next calls fresh
-// contexts. Stream calls it when it is called, since its run, and the
-// lookup, happen only when it is ranged over, maybe after the call that
-// made it has returned.
-func markUsed(ctx context.Context) {
-	if ctx != nil {
-		ctx.Value(usedKey{})
+// The chunks: a worker's first 16 calls take their contexts from a small
+// one, so that a short run does not make a big one; later calls from
+// chunks of 512 (4KB).
+type (
+	ctxChunkHead struct{ w *slotWorker }
+	ctxChunk16   struct {
+		ctxChunkHead
+		ctxs [16]callCtx
 	}
+	ctxChunk512 struct {
+		ctxChunkHead
+		ctxs [512]callCtx
+	}
+)
+
+const ctxIndex = 512 // v's multiplier: more than the largest chunk's index
+
+// worker relies on every chunk's contexts starting right after its head.
+var (
+	_ [unsafe.Offsetof(ctxChunk16{}.ctxs) - unsafe.Sizeof(ctxChunkHead{})]struct{}
+	_ [unsafe.Sizeof(ctxChunkHead{}) - unsafe.Offsetof(ctxChunk16{}.ctxs)]struct{}
+	_ [unsafe.Offsetof(ctxChunk512{}.ctxs) - unsafe.Sizeof(ctxChunkHead{})]struct{}
+	_ [unsafe.Sizeof(ctxChunkHead{}) - unsafe.Offsetof(ctxChunk512{}.ctxs)]struct{}
+)
+
+// worker returns the worker of c's call: the head of the chunk c is in,
+// which is c's index contexts and one head before c, in one allocation.
+func (c *callCtx) worker() *slotWorker {
+	back := int(unsafe.Sizeof(ctxChunkHead{})) + int(c.v%ctxIndex)*int(unsafe.Sizeof(*c))
+	return (*ctxChunkHead)(unsafe.Add(unsafe.Pointer(c), -back)).w
 }
 
-// callCtx is the context a worker gives its work calls: the run's context,
-// standing for the worker's call, until it is retired.
-type callCtx struct {
-	context.Context // the run's context
-	w               *slotWorker
-	dead            atomic.Bool // retired: the calls it was given to have returned
-}
+func (c *callCtx) Deadline() (time.Time, bool) { return c.worker().Context.Deadline() }
+func (c *callCtx) Done() <-chan struct{}       { return c.worker().Context.Done() }
+func (c *callCtx) Err() error                  { return c.worker().Context.Err() }
 
-// Value answers slotKey for its own pool with c itself, and marks c as
-// looked up; usedKey marks it too. Every other key, and slotKey of another
-// pool, goes to the run's context.
+// Value answers slotKey for its own pool with c itself. Every other key,
+// and slotKey of another pool, goes to the run's context.
 func (c *callCtx) Value(key any) any {
-	switch k := key.(type) {
-	case slotKey:
-		if k.pool == c.w.s.pool {
-			c.taint()
-			return c
-		}
-	case usedKey:
-		c.taint()
+	w := c.worker()
+	if k, ok := key.(slotKey); ok && k.pool == w.s.pool {
+		return c
 	}
-	return c.Context.Value(key)
+	return w.Context.Value(key)
 }
 
-// taint tells c's worker to retire c before its next call.
-func (c *callCtx) taint() {
-	if !c.dead.Load() {
-		c.w.st.Or(stTainted)
-	}
+// runs reports whether c's call still runs: its worker holds a slot and
+// has made no call since. It may be over the moment after.
+func (c *callCtx) runs(st uint64) bool {
+	return st&stHeld != 0 && st>>stGen == c.v/ctxIndex
 }
 
 // parent returns the nearest call on the same pool that c's run comes
 // from, or nil.
 func (c *callCtx) parent() *callCtx {
-	p, _ := c.Context.Value(slotKey{c.w.s.pool}).(*callCtx)
+	w := c.worker()
+	p, _ := w.Context.Value(slotKey{w.s.pool}).(*callCtx)
 	return p
 }
 
-// The bits of slotWorker.st.
+// The bits of slotWorker.st: two flags, and above them the generation,
+// which the worker advances when it takes a slot for a batch and before
+// each call, so that the contexts of the calls before are over.
 const (
-	stHeld    = 1 << iota // the worker holds a slot for a batch of calls
-	stLent    = 1 << iota // a worker of a nested run borrows the slot
-	stTainted = 1 << iota // a run looked cur up: retire it before the next call
+	stHeld = 1 << iota // the worker holds a slot for a batch of calls
+	stLent             // a worker of a nested run borrows the slot
+
+	stGen   = 2                  // the shift of the generation
+	stFlags = 1<<stGen - 1       // the flags' bits
+	genOne  = uint64(1) << stGen // one generation
 )
 
 // A slotWorker is what one worker of a pooled run needs to use the pool.
 // It is also the context the scheduler passes to caller.call, which gives
-// work cur instead (see call). It is one allocation per worker; the
-// channels are made only when a worker waits.
+// work a callCtx instead (see call). It is one allocation per worker, with
+// the first contexts in it; the channels are made only when a worker
+// waits.
 type slotWorker struct {
 	context.Context // the run's context
 	s               *slots
 	life            *lifecycle // the run's; set by take
 	w               waiter
-	st              atomic.Uint32 // stHeld, stLent, stTainted; stHeld alone while nothing happens
-	cur             *callCtx      // the context of the worker's calls; written under mu, by the worker only
-	first           callCtx       // cur until it is first retired
+	// st holds stHeld, stLent and the generation. The worker changes it
+	// with a compare-and-swap, or under mu; a borrower sets stLent under
+	// mu, with a compare-and-swap that fails once the generation moved.
+	st    atomic.Uint64
+	ctxs  []callCtx // the contexts of the worker's current chunk; written by the worker only
+	given int       // how many of ctxs were given
 
 	mu      sync.Mutex
 	from    *slotWorker   // the worker whose slot the batch borrowed; nil: a slot of the pool
 	lentTo  *slotWorker   // the worker that borrows the slot; set exactly when stLent is
-	changed chan struct{} // closed when the slot is given back or cur retired; made by a borrower that waits
+	changed chan struct{} // closed when the slot is given back or the call moves on; made by a borrower that waits
 	back    chan struct{} // cap 1: a token when the slot is given back; the worker's own
+}
+
+// next returns the context of the call of generation gen.
+func (w *slotWorker) next(gen uint64) *callCtx {
+	if w.given == len(w.ctxs) {
+		if w.ctxs == nil {
+			ch := &ctxChunk16{ctxChunkHead: ctxChunkHead{w}}
+			w.ctxs = ch.ctxs[:]
+		} else {
+			ch := &ctxChunk512{ctxChunkHead: ctxChunkHead{w}}
+			w.ctxs = ch.ctxs[:]
+		}
+		w.given = 0
+	}
+	c := &w.ctxs[w.given]
+	c.v = gen*ctxIndex + uint64(w.given)
+	w.given++
+	return c
 }
 
 // slots is how one run takes and gives back the pool's slots.
@@ -144,8 +187,6 @@ func (s *slots) worker(ctx context.Context) (context.Context, *waiter) {
 		return ctx, nil
 	}
 	w := &slotWorker{Context: ctx, s: s}
-	w.first = callCtx{Context: ctx, w: w}
-	w.cur = &w.first
 	w.w.owner = w
 	return w, &w.w
 }
@@ -169,14 +210,9 @@ func (s *slots) take(l *lifecycle, ww *waiter, obs *observer) (*slotWorker, bool
 		l.stop(err)
 		return nil, false
 	}
-	if !w.st.CompareAndSwap(0, stHeld) {
-		// A run looked cur up after the worker's last batch: its call
-		// has returned.
-		w.mu.Lock()
-		w.retireTainted()
-		w.st.Or(stHeld)
-		w.mu.Unlock()
-	}
+	// Between batches nobody changes st: borrowers lend only a held
+	// slot, and release waited for the last borrow to end.
+	w.st.Add(genOne + stHeld)
 	return w, true
 }
 
@@ -211,19 +247,16 @@ func (w *slotWorker) try() (bool, <-chan struct{}) { return w.s.borrow(w) }
 func (s *slots) borrow(w *slotWorker) (bool, <-chan struct{}) {
 	var wake <-chan struct{}
 	for c := s.near; c != nil; c = c.parent() {
-		if c.dead.Load() {
+		l := c.worker()
+		if !c.runs(l.st.Load()) {
 			continue
 		}
-		l := c.w
 		l.mu.Lock()
-		if c.dead.Load() {
-			l.mu.Unlock()
-			continue
-		}
-		for st := l.st.Load(); st&stHeld != 0 && l.lentTo == nil; st = l.st.Load() {
-			// A compare-and-swap, not an Or: the worker ends its batch
-			// with one (in release) without the lock, and a slot it is
-			// giving back must not be lent.
+		st := l.st.Load()
+		for ; c.runs(st) && l.lentTo == nil; st = l.st.Load() {
+			// A compare-and-swap, not an Or: the worker moves to its
+			// next call, or ends its batch, with one, without the lock,
+			// and the slot of a call that is over must not be lent.
 			if l.st.CompareAndSwap(st, st|stLent) {
 				l.lentTo = w
 				l.mu.Unlock()
@@ -233,10 +266,9 @@ func (s *slots) borrow(w *slotWorker) (bool, <-chan struct{}) {
 				return true, nil
 			}
 		}
-		// Not held: the worker is between batches, so c's call has
-		// returned, and c is retired at its next batch. Held and lent:
-		// wait for the borrower to give it back.
-		if wake == nil && l.st.Load()&stHeld != 0 {
+		// Running and lent: wait for the borrower to give it back, or
+		// for the call to end. Over: try the calls further up.
+		if wake == nil && c.runs(st) {
 			if l.changed == nil {
 				l.changed = make(chan struct{})
 			}
@@ -251,14 +283,13 @@ func (s *slots) borrow(w *slotWorker) (bool, <-chan struct{}) {
 // still lent when the batch ends is waited for, since the worker would
 // otherwise give back, or use for its next batch, a slot in use.
 func (s *slots) release(w *slotWorker) {
-	if !w.st.CompareAndSwap(stHeld, 0) {
+	if st := w.st.Load(); st&stFlags != stHeld || !w.st.CompareAndSwap(st, st&^stHeld) {
 		w.mu.Lock()
-		w.retireTainted()
 		// No context is watched: the borrower's run comes from a call
 		// of this worker's run, so it is cancelled with it and ends its
 		// batch promptly, as a work call does.
 		w.awaitReturn(nil)
-		w.st.And(^uint32(stHeld))
+		w.st.And(^uint64(stHeld))
 		w.mu.Unlock()
 	}
 	if w.from == nil { // written by this worker only
@@ -276,7 +307,7 @@ func (s *slots) release(w *slotWorker) {
 func (l *slotWorker) giveBack(b *slotWorker) {
 	l.mu.Lock()
 	l.lentTo = nil
-	l.st.And(^uint32(stLent))
+	l.st.And(^uint64(stLent))
 	if l.back != nil {
 		select {
 		case l.back <- struct{}{}:
@@ -292,36 +323,28 @@ func (l *slotWorker) giveBack(b *slotWorker) {
 
 // call returns the context for the worker's next work call, and false if
 // the call must not be made: the pool is closed (the run is stopped with
-// ErrClosed then) or the run stopped. Before each call it retires cur if a
-// run looked it up during the previous one, and waits while a run borrows
-// the slot. While nothing of the sort happens it costs two loads.
+// ErrClosed then) or the run stopped. It moves the worker to the next
+// generation, which ends the call before, and waits first while a run
+// borrows the slot. While nothing of the sort happens it costs two loads
+// and a compare-and-swap.
 func (w *slotWorker) call() (context.Context, bool) {
-	if w.st.Load() == stHeld && !w.s.pool.closing.Load() {
-		return w.cur, true
+	closing := w.s.pool.closing.Load()
+	if st := w.st.Load(); st&stFlags == stHeld && !closing && w.st.CompareAndSwap(st, st+genOne) {
+		return w.next(st>>stGen + 1), true
 	}
-	if w.s.pool.closing.Load() {
+	if closing {
 		w.life.stop(ErrClosed)
 		return nil, false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.retireTainted()
 	if !w.awaitReturn(w.life.done) {
 		return nil, false
 	}
-	return w.cur, true
-}
-
-// retireTainted retires cur if a run looked it up: runs that look it up
-// from now on find it dead. w.mu is held.
-func (w *slotWorker) retireTainted() {
-	if w.st.Load()&stTainted == 0 {
-		return
-	}
-	w.cur.dead.Store(true)
-	w.cur = &callCtx{Context: w.Context, w: w}
-	w.st.And(^uint32(stTainted))
-	w.wakeBorrowers()
+	// Under mu no run borrows the slot, so an Add is safe.
+	st := w.st.Add(genOne)
+	w.wakeBorrowers() // the call they waited on is over
+	return w.next(st >> stGen), true
 }
 
 // awaitReturn waits until no run borrows w's slot, or done is closed, and
@@ -357,10 +380,10 @@ func (w *slotWorker) wakeBorrowers() {
 func exempt(ctx context.Context, p *Pool, set map[*slotWorker]bool) {
 	c, _ := ctx.Value(slotKey{p}).(*callCtx)
 	for ; c != nil; c = c.parent() {
-		if c.dead.Load() {
+		if !c.runs(c.worker().st.Load()) {
 			continue
 		}
-		for w := c.w; w != nil && !set[w]; {
+		for w := c.worker(); w != nil && !set[w]; {
 			set[w] = true
 			w.mu.Lock()
 			next := w.from
