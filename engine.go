@@ -104,6 +104,13 @@ func (e *engine[In, Out]) startEngine() {
 	e.watching.Go(func() { e.guard(func() { e.watcher.watch(e.done) }) })
 }
 
+// stopWatcher waits for the watcher goroutine to return, once the run is
+// stopped: its alarm rings at once, for it to see done closed.
+func (e *engine[In, Out]) stopWatcher() {
+	e.watcher.alarm.kick(&e.watcher.mu)
+	e.watching.Wait()
+}
+
 // startWorker starts a worker unless concurrency of them run already.
 func (e *engine[In, Out]) startWorker() bool {
 	e.started.Add(1)
@@ -254,13 +261,17 @@ func (e *engine[In, Out]) processWithSlot(ctx context.Context, w *waiter, l *lan
 	if e.slots == nil {
 		return e.process(ctx, l, b)
 	}
+	l.slotWait.Store(true)
 	held, ok := e.slots.take(&e.lifecycle, w, e.obs)
+	l.slotWait.Store(false)
 	if !ok {
 		return 0, false
 	}
 	defer e.slots.release(held)
 	if len(b.in) > 1 {
-		e.watcher.wake() // it may have parked while this worker waited (see sample)
+		// The watcher may have parked while this worker waited (see
+		// sample); if it parks after this, it sees slotWait cleared.
+		e.watcher.wake()
 	}
 	return e.process(ctx, l, b)
 }

@@ -248,7 +248,7 @@ func (r *run[In, Out]) do(deliver func(Out, *TaskError) bool) error {
 func (r *run[In, Out]) shutdown() {
 	r.close()
 	r.feeder.Wait()
-	r.watching.Wait()
+	r.stopWatcher()
 	r.workers.Wait()
 	if r.obs != nil {
 		r.obs.fill(&r.cfg)

@@ -135,7 +135,7 @@ func (m *mapRun[In, Out]) do() ([]Out, error) {
 // goroutine unwinds (a panicking progress function, say).
 func (m *mapRun[In, Out]) shutdown() {
 	m.close()
-	m.watching.Wait()
+	m.stopWatcher()
 	m.workers.Wait()
 	if m.obs != nil {
 		m.obs.complete = m.completed.Load() == int64(len(m.inputs))

@@ -53,9 +53,10 @@ type lane[In, Out any] struct {
 	taken int             // results before this offset were taken by the consumer
 	own   batch[In, Out]  // Map's batch for the lane's claims: Map writes results in place
 
-	gen     atomic.Uint32 // claims begun; tells a new claim from a stalled one with the same word
-	last    uint64        // word at the watcher's last sample; the watcher's own
-	lastGen uint32        // gen at the watcher's last sample; the watcher's own
+	gen      atomic.Uint32 // claims begun; tells a new claim from a stalled one with the same word
+	slotWait atomic.Bool   // the worker waits for a Pool slot for the claim (see sample)
+	last     uint64        // word at the watcher's last sample; the watcher's own
+	lastGen  uint32        // gen at the watcher's last sample; the watcher's own
 
 	nextLane *lane[In, Out] // the list of lanes; set before the lane is published
 	nextFree *lane[In, Out] // the free list; under lanes.mu
@@ -203,7 +204,7 @@ type watcher[In, Out any] struct {
 	t0     time.Time // the origin of due and the sample times
 	parked atomic.Bool
 	unpark chan struct{} // cap 1; sent by whoever clears parked
-	timer  *time.Timer   // the watcher goroutine's; reset under mu
+	alarm  alarm         // the watcher goroutine's timer; reset under mu
 
 	due atomic.Int64 // since t0: when the next sample is due
 
@@ -215,8 +216,7 @@ type watcher[In, Out any] struct {
 func (w *watcher[In, Out]) init(ls *lanes[In, Out], run watched[In, Out], t0 time.Time) {
 	w.lanes, w.run, w.t0 = ls, run, t0
 	w.unpark = make(chan struct{}, 1)
-	w.timer = time.NewTimer(watchPeriod)
-	w.timer.Stop()
+	w.alarm.init()
 	w.parked.Store(true) // until the first claim of more than one input
 }
 
@@ -272,7 +272,7 @@ func (w *watcher[In, Out]) sample(t int64, slack time.Duration) bool {
 		period, slack = tailPeriod, 0
 	}
 	w.due.Store(t + int64(period))
-	w.timer.Reset(period + slack)
+	w.alarm.reset(period + slack)
 	return risk
 }
 
@@ -285,7 +285,7 @@ func (w *watcher[In, Out]) sample(t int64, slack time.Duration) bool {
 // clears parked itself. So at most one token is ever pending, and a waker
 // never blocks, even after the watcher has returned.
 func (w *watcher[In, Out]) watch(done <-chan struct{}) {
-	defer w.timer.Stop()
+	defer w.alarm.close(&w.mu)
 	asleep := true // parked was set, by init or below, and not cleared here
 	for {
 		if asleep {
@@ -304,9 +304,7 @@ func (w *watcher[In, Out]) watch(done <-chan struct{}) {
 				return
 			}
 		} else {
-			select {
-			case <-w.timer.C:
-			case <-done:
+			if !w.alarm.wait(&w.mu, done) {
 				return
 			}
 		}
@@ -315,12 +313,12 @@ func (w *watcher[In, Out]) watch(done <-chan struct{}) {
 		if due := w.due.Load(); t < due {
 			// A worker sampled since the timer was set, and pushed it
 			// back; or a wake came before the next sample is due.
-			w.timer.Reset(time.Duration(due - t))
+			w.alarm.reset(time.Duration(due - t))
 			w.mu.Unlock()
 			continue
 		}
 		if !w.sample(t, 0) {
-			w.timer.Stop()
+			w.alarm.stop()
 			w.parked.Store(true)
 			asleep = true
 			// Something that came at risk after the sample may have
@@ -329,7 +327,7 @@ func (w *watcher[In, Out]) watch(done <-chan struct{}) {
 			// token wakes the watcher instead.
 			if w.atRisk() && w.parked.CompareAndSwap(true, false) {
 				asleep = false
-				w.timer.Reset(time.Duration(w.due.Load() - t))
+				w.alarm.reset(time.Duration(w.due.Load() - t))
 			}
 		}
 		w.mu.Unlock()
@@ -344,7 +342,12 @@ func (w *watcher[In, Out]) atRisk() bool {
 	for l := range w.lanes.all {
 		word := l.word.Load()
 		if word == l.last && l.gen.Load() == l.lastGen {
-			continue // the sample judged it
+			// The sample judged it; but a claim judged to wait for a
+			// Pool slot may have got it since (see processWithSlot).
+			if n, e := unpack(word); n == 0 && e > 1 && !l.slotWait.Load() {
+				return true
+			}
+			continue
 		}
 		if n, e := unpack(word); n <= e && e > 1 {
 			return true
@@ -372,13 +375,18 @@ func sample[In, Out any](ls *lanes[In, Out], run watched[In, Out]) (risk, stole 
 			continue
 		}
 		if same && n == 0 {
-			// Begun but no call started for a whole period: the worker
-			// waits for a slot of the run's Pool, which work conservation
-			// excepts. Its worker wakes the watcher once it has the slot
-			// (see processWithSlot). The claim is not stolen: a claim
-			// must make a call, or Map would count it complete with none
-			// and an ordered Run would deliver an empty batch at the
-			// start index of the inputs stolen from it.
+			// Begun but no call started for a whole period. The claim
+			// is not stolen: a claim must make a call, or Map would
+			// count it complete with none and an ordered Run would
+			// deliver an empty batch at the start index of the inputs
+			// stolen from it. If its worker waits for a slot of the
+			// run's Pool, which work conservation excepts, it wakes the
+			// watcher once it has the slot (see processWithSlot);
+			// otherwise the worker is merely late to make its first
+			// call, and the claim stays at risk.
+			if !l.slotWait.Load() {
+				risk = true
+			}
 			continue
 		}
 		if same {

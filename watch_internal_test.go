@@ -107,7 +107,7 @@ func TestPollJudgesStallsAPeriodApart(t *testing.T) {
 		run := &stealRecorder{}
 		var w watcher[int, int]
 		w.init(&ls, run, time.Now())
-		defer w.timer.Stop()
+		defer w.alarm.close(&w.mu)
 		l := ls.get()
 		l.begin(nil, 4)
 		l.next() // call 0 starts
@@ -124,4 +124,42 @@ func TestPollJudgesStallsAPeriodApart(t *testing.T) {
 			t.Errorf("poll stole offsets [%d, %d) of a claim whose call started %v before, want a stall judged after a whole period (%v)", run.from, run.to, watchPeriod/4, watchPeriod)
 		}
 	})
+}
+
+// TestSampleKeepsALateFirstCallAtRisk: a claim begun whose worker has not
+// made its first call a period later is at risk unless the worker waits
+// for a Pool slot. Its worker was descheduled, say, under load: a watcher
+// that parked on it was never woken again, and the claim's first result,
+// held once its second call blocked (on the consumer, in
+// TestResultAwaitedByLaterCalls under -race and load), waited for ever.
+// A worker that waits for a slot wakes the watcher once it has it; if the
+// watcher parks after the wake, atRisk sees the wait over.
+func TestSampleKeepsALateFirstCallAtRisk(t *testing.T) {
+	for _, slotWait := range []bool{false, true} {
+		var ls lanes[int, int]
+		l := ls.get()
+		run := &stealRecorder{}
+		l.begin(nil, 2)
+		l.slotWait.Store(slotWait)
+		sample(&ls, run) // the baseline: moved, at risk
+		risk, _ := sample(&ls, run)
+		if risk == slotWait {
+			t.Errorf("with slotWait %v, a claim whose first call has not started a period later: at risk %v, want %v", slotWait, risk, !slotWait)
+		}
+		if run.stole {
+			t.Errorf("with slotWait %v, the sample stole [%d, %d) from a claim that made no call", slotWait, run.from, run.to)
+		}
+		if slotWait {
+			var w watcher[int, int]
+			w.init(&ls, run, time.Now())
+			if w.atRisk() {
+				t.Error("atRisk with the worker still waiting for its slot, want false")
+			}
+			l.slotWait.Store(false)
+			if !w.atRisk() {
+				t.Error("atRisk false once the worker has its slot and its claim's first call is due, want true")
+			}
+			w.alarm.close(&w.mu)
+		}
+	}
 }

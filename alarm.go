@@ -1,0 +1,127 @@
+package fofi
+
+import (
+	"sync"
+	"time"
+)
+
+// alarm is the watcher goroutine's timer. A runtime timer under a
+// millisecond fires about a millisecond late on Linux while every
+// processor is idle, because the netpoller, which the runtime then sleeps
+// in, takes its timeout in whole milliseconds; and every processor is idle
+// exactly when every worker's call blocks, which is when the watcher must
+// not be late. So on Linux the alarm is a timerfd that the netpoller
+// waits on, which wakes it on time (see fineTimer); elsewhere, and in a
+// testing/synctest bubble, it is a runtime timer.
+//
+// reset and stop are called under the watcher's mu; wait only by the
+// watcher goroutine, without it.
+type alarm struct {
+	timer  *time.Timer
+	fine   *fineTimer // nil until the first reset, and for good once coarse
+	coarse bool       // the runtime timer is the alarm
+	closed bool       // the watcher goroutine has returned
+}
+
+// fineTimers keeps the fine timers of runs that have ended, for the next
+// runs: a timerfd costs a few system calls to make. One that the collector
+// drops is closed by its os.File's cleanup.
+var fineTimers sync.Pool
+
+func (a *alarm) init() {
+	a.timer = time.NewTimer(time.Hour)
+	a.timer.Stop()
+	a.coarse = !fineTimersWork
+}
+
+// reset sets the alarm to ring in d.
+func (a *alarm) reset(d time.Duration) {
+	if a.closed {
+		return // the fine timer may be another run's by now
+	}
+	if !a.coarse && a.fine == nil {
+		if f, ok := fineTimers.Get().(*fineTimer); ok {
+			a.fine = f
+		} else if a.fine = newFineTimer(); a.fine == nil {
+			a.coarse = true
+		}
+	}
+	if a.coarse {
+		a.timer.Reset(d)
+		return
+	}
+	a.fine.set(max(d, 1)) // 0 would disarm it
+}
+
+// stop disarms the alarm.
+func (a *alarm) stop() {
+	if a.coarse || a.fine == nil {
+		a.timer.Stop()
+		return
+	}
+	if !a.closed {
+		a.fine.set(0)
+	}
+}
+
+// wait returns when the alarm rings, or early, and reports false when done
+// is closed. mu is the watcher's, which guards the alarm's fields; wait
+// takes it for the decisions it makes.
+func (a *alarm) wait(mu *sync.Mutex, done <-chan struct{}) bool {
+	mu.Lock()
+	fine := a.fine
+	if a.coarse || fine == nil {
+		mu.Unlock()
+		select {
+		case <-a.timer.C:
+			return true
+		case <-done:
+			return false
+		}
+	}
+	mu.Unlock()
+	t := time.Now()
+	ok := fine.wait()
+	select {
+	case <-done:
+		return false
+	default:
+	}
+	if !ok || time.Now() == t {
+		// The read failed, or the clock stood still while the
+		// goroutine waited outside the runtime: a testing/synctest
+		// bubble's clock, in which the watcher must wait on a timer of
+		// the bubble to be durably blocked. From now on it does.
+		mu.Lock()
+		a.coarse, a.fine = true, nil
+		fine.set(0)
+		fineTimers.Put(fine)
+		mu.Unlock()
+	}
+	return true // the caller checks the time
+}
+
+// kick makes a wait under way return, for the watcher goroutine to see
+// done closed. It is called after done is closed.
+func (a *alarm) kick(mu *sync.Mutex) {
+	mu.Lock()
+	if a.fine != nil && !a.closed {
+		a.fine.set(1)
+	}
+	mu.Unlock()
+}
+
+// close gives the fine timer back, once the watcher goroutine has
+// returned; no reset touches it after.
+func (a *alarm) close(mu *sync.Mutex) {
+	mu.Lock()
+	defer mu.Unlock()
+	a.timer.Stop()
+	a.closed = true
+	if a.fine != nil {
+		a.fine.set(0)
+		a.fine.drain()
+		fineTimers.Put(a.fine)
+		a.fine = nil
+	}
+}
