@@ -680,3 +680,45 @@ func TestCodecPanic(t *testing.T) {
 	fofinats.Run(context.Background(), c, "codecpanic", jobs(10, nil), func(result) error { return nil })
 	t.Fatal("Run returned, want the codec's panic")
 }
+
+// TestWorkerBound: a worker holds no input it cannot start. With every
+// slot busy, the inputs it has taken (the consumer's ack-pending count)
+// are its running calls, the others wait in the stream, no pull request
+// is waiting on the server, and no input was handed back for lack of a
+// slot (redelivered).
+func TestWorkerBound(t *testing.T) {
+	const workers, slots, n = 3, 2, 20
+	s := startServer(t)
+	nc, js := connect(t, s)
+	ev := watchEvents(t, nc)
+	provision(t, js, "bound")
+	serveInProcess(t, s, "bound", workers, work(nc), fofinats.WithWorkerConcurrency(slots))
+	c := newClient(t, js)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- fofinats.Run(ctx, c, "bound", jobs(n, func(int) job { return job{Block: true} }),
+			func(result) error { return nil }, fofi.WithConcurrency(n))
+	}()
+	ev.waitFor(t, 10*time.Second, "every slot to be busy", func(e []string) bool { return count(e, "start") == workers*slots })
+	cons, err := js.Consumer(context.Background(), "FOFI_IN_bound", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The starts are reported before the workers would ask for more, and
+	// they never do while full; a worker that asked beyond its free slots
+	// would have inputs delivered and not started (ack pending), or a
+	// request waiting.
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != workers*slots || info.NumPending != n-workers*slots || info.NumWaiting != 0 || info.NumRedelivered != 0 {
+		t.Errorf("with %d workers of %d slots busy: ack pending %d, pending %d, waiting requests %d, redelivered %d; want %d, %d, 0, 0",
+			workers, slots, info.NumAckPending, info.NumPending, info.NumWaiting, info.NumRedelivered, workers*slots, n-workers*slots)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}

@@ -35,10 +35,10 @@ import (
 // worth, so that a slow server slows the worker down.
 const (
 	// fetchWait is how long one pull request waits for inputs on the
-	// server. It bounds how long a stopping worker waits for the pull
-	// requests it has open (so that it can hand back what they still bring),
-	// and so most of the time Serve takes to return; an idle worker sends
-	// one pull request per fetchWait.
+	// server (see pull.go). It bounds how long a stopping worker waits for
+	// the pull requests it has open (so that it can hand back what they
+	// still bring), and so most of the time Serve takes to return; an idle
+	// worker sends one pull request per fetchWait.
 	fetchWait = 400 * time.Millisecond
 	// publishDrain is how long a stopping worker waits for the server to
 	// acknowledge the results it has published. An input whose result is
@@ -49,7 +49,8 @@ const (
 	retryWait = 250 * time.Millisecond
 	// refillShare sets when a busy worker asks for more: once a quarter of
 	// its slots are free, so that quick calls are pulled in batches, not one
-	// request per call. An idle worker asks as soon as one slot is free.
+	// request per call. A worker with no input coming asks as soon as one
+	// slot is free.
 	refillShare = 4
 	// cancelMemory is how long a worker remembers a cancelled run or call,
 	// to terminate an input of it that was already on its way when the
@@ -142,27 +143,33 @@ type worker struct {
 	name    string
 	id      string
 	js      jetstream.JetStream // fofinats's own: its callbacks answer inputs
-	cons    jetstream.Consumer
+	nc      *nats.Conn          // js's
 	slots   int
 	ackWait time.Duration
 	handle  func(context.Context, []byte) ([]byte, error)
 
-	wg   sync.WaitGroup // the drain goroutines and the calls; waited for by serve
+	wg   sync.WaitGroup // the calls; waited for by serve
 	wake chan struct{}  // capacity 1: a slot was released or a pull request ended
 
+	inbox       string // the prefix of the pull requests' reply subjects
+	nextSubject string // where pull requests go: the consumer's MSG.NEXT
+
 	mu         sync.Mutex
-	held       int                  // slots held: asked for, or delivered and not yet returned
-	fetching   int                  // pull requests open
-	stopping   bool                 // ctx ended: hand back whatever arrives
-	fatal      error                // ends serve: the connection closed, the consumer deleted
-	calls      map[string]*call     // running, by call key
-	publishing map[*nats.Msg]*call  // results waiting for the server's acknowledgement
-	cancelled  map[string]time.Time // recently cancelled runs and calls, by key
+	held       int                     // slots held: asked for, or delivered and not yet returned
+	asked      int                     // inputs the open pull requests may still bring
+	requests   map[string]*pullRequest // pull requests not seen to end, by reply subject
+	reqNum     uint64                  // the last pull request's number
+	pause      time.Time               // no pull request before then (after an error)
+	stopping   bool                    // ctx ended: hand back whatever arrives
+	fatal      error                   // ends serve: the connection closed, the consumer deleted
+	calls      map[string]*call        // running, by call key
+	publishing map[*nats.Msg]*call     // results waiting for the server's acknowledgement
+	cancelled  map[string]time.Time    // recently cancelled runs and calls, by key
 }
 
 // call is one input a worker has taken.
 type call struct {
-	msg              jetstream.Msg
+	msg              *nats.Msg
 	client, run, seq string
 	cancel           context.CancelCauseFunc
 }
@@ -191,28 +198,32 @@ func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg con
 		slots:      cfg.workerConcurrency,
 		handle:     handle,
 		wake:       make(chan struct{}, 1),
+		requests:   make(map[string]*pullRequest),
 		calls:      make(map[string]*call),
 		publishing: make(map[*nats.Msg]*call),
 		cancelled:  make(map[string]time.Time),
 	}
-	var err error
+	var (
+		err  error
+		cons jetstream.Consumer
+	)
 	w.js, err = ownJetStream(js, cfg,
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			if c := w.published(m); c != nil {
-				c.msg.Ack()
+				w.answer(c.msg, ackAck)
 			}
 		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
 			// The result is not stored: hand the input back to be run again.
 			if c := w.published(m); c != nil {
-				c.msg.Nak()
+				w.answer(c.msg, ackNak)
 			}
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("fofinats: Serve(%q): %w", name, err)
 	}
 	err = withTimeout(ctx, cfg, func(ctx context.Context) error {
-		w.cons, err = w.js.Consumer(ctx, handlerStream(name), consumerName)
+		cons, err = w.js.Consumer(ctx, handlerStream(name), consumerName)
 		return err
 	})
 	switch {
@@ -222,16 +233,29 @@ func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg con
 	case err != nil:
 		return nil, fmt.Errorf("fofinats: Serve(%q): look up consumer %s of stream %s: %w", name, consumerName, handlerStream(name), err)
 	}
-	w.ackWait = w.cons.CachedInfo().Config.AckWait
+	w.ackWait = cons.CachedInfo().Config.AckWait
+	w.nc = w.js.Conn()
+	w.inbox = w.nc.NewInbox()
+	w.nextSubject = apiPrefix(js) + "CONSUMER.MSG.NEXT." + handlerStream(name) + "." + consumerName
 	return w, nil
 }
 
 func (w *worker) serve(ctx context.Context) error {
-	nc := w.js.Conn()
-	sub, err := nc.Subscribe(cancelPrefix+"*", w.onCancel)
+	sub, err := w.nc.Subscribe(cancelPrefix+"*", w.onCancel)
 	if err != nil {
 		return fmt.Errorf("fofinats: Serve(%q): subscribe to cancellations: %w", w.name, err)
 	}
+	defer sub.Unsubscribe()
+	// The inbox subscription lives as long as Serve. Its callback starts
+	// calls (wg), so it must have returned for good before wg.Wait: serve
+	// waits for the subscription's closed handler.
+	inboxClosed := make(chan struct{})
+	inbox, err := w.nc.Subscribe(w.inbox+".*", func(m *nats.Msg) { w.onPull(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("fofinats: Serve(%q): subscribe to %s: %w", w.name, w.inbox, err)
+	}
+	inbox.SetClosedHandler(func(string) { close(inboxClosed) })
+	inbox.SetPendingLimits(-1, -1)   // what arrives is bounded by the slots asked for
 	beatsDone := make(chan struct{}) // closed by serve once every call has returned
 	beatsExited := make(chan struct{})
 	go func() {
@@ -239,14 +263,18 @@ func (w *worker) serve(ctx context.Context) error {
 		w.beat(beatsDone)
 	}()
 
-	err = w.pull(ctx, nc)
+	err = w.pull(ctx)
 
 	w.mu.Lock()
 	w.stopping = true
 	w.mu.Unlock()
+	// pull has waited for the open pull requests to end (within
+	// fetchWait+pullGrace), or met a fatal error: nothing more is coming.
+	if inbox.Unsubscribe() == nil {
+		<-inboxClosed
+	}
 	// The calls' contexts derive from ctx and have ended (unless a fatal
-	// error ended the loop). The drain goroutines end with their pull
-	// requests, within fetchWait.
+	// error ended the loop).
 	w.wg.Wait()
 	close(beatsDone)
 	<-beatsExited
@@ -257,87 +285,17 @@ func (w *worker) serve(ctx context.Context) error {
 	// Fails the publishes still waiting, whose callbacks hand their inputs
 	// back.
 	w.js.CleanupPublisher()
-	sub.Unsubscribe()
 	return err
-}
-
-// pull asks the server for inputs while slots are free, until ctx ends or
-// a fatal error.
-func (w *worker) pull(ctx context.Context, nc *nats.Conn) error {
-	for {
-		w.mu.Lock()
-		free, fatal := w.slots-w.held-max(0, len(w.publishing)-w.slots), w.fatal
-		ask := free > 0 && (w.fetching == 0 || free >= max(1, w.slots/refillShare))
-		if ask {
-			w.held += free
-			w.fetching++
-		}
-		w.mu.Unlock()
-		if fatal != nil {
-			return fatal
-		}
-		if ask {
-			batch, err := w.cons.Fetch(free, jetstream.FetchMaxWait(fetchWait))
-			if err != nil {
-				w.mu.Lock()
-				w.held -= free
-				w.fetching--
-				w.mu.Unlock()
-				if nc.IsClosed() {
-					return fmt.Errorf("fofinats: Serve(%q): connection closed: %w", w.name, err)
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(retryWait):
-				}
-				continue
-			}
-			w.wg.Go(func() { w.drain(ctx, batch, free) })
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		}
-	}
-}
-
-// drain starts a call for every input a pull request brings, then releases
-// the slots it asked for and did not get.
-func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch, asked int) {
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		w.take(ctx, msg)
-	}
-	err := batch.Error()
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-		w.mu.Lock()
-		w.fatal = fmt.Errorf("fofinats: Serve(%q): consumer deleted: %w", w.name, err)
-		w.mu.Unlock()
-	case err != nil:
-		select {
-		case <-ctx.Done():
-		case <-time.After(retryWait):
-		}
-	}
-	w.mu.Lock()
-	w.held -= asked - got
-	w.fetching--
-	w.mu.Unlock()
-	w.signal()
 }
 
 // take starts a call for msg, or answers it at once: hands it back if the
 // worker is stopping, terminates it if its client cancelled it.
-func (w *worker) take(ctx context.Context, msg jetstream.Msg) {
+func (w *worker) take(ctx context.Context, msg *nats.Msg) {
 	c := &call{msg: msg}
 	// The subject is fofi.in.<name>.<client>.<run>.
-	rest := strings.TrimPrefix(msg.Subject(), inPrefix+w.name+".")
+	rest := strings.TrimPrefix(msg.Subject, inPrefix+w.name+".")
 	c.client, c.run, _ = strings.Cut(rest, ".")
-	c.seq = msg.Headers().Get(hdrCall)
+	c.seq = msg.Header.Get(hdrCall)
 
 	w.mu.Lock()
 	stopping := w.stopping
@@ -347,15 +305,17 @@ func (w *worker) take(ctx context.Context, msg jetstream.Msg) {
 		var callCtx context.Context
 		callCtx, c.cancel = context.WithCancelCause(ctx)
 		w.calls[c.key()] = c
-		w.mu.Unlock()
+		// Under mu, so that no call starts once serve has set stopping
+		// and waits for the calls.
 		w.wg.Go(func() { w.run(callCtx, c) })
+		w.mu.Unlock()
 		return
 	}
 	w.mu.Unlock()
 	if stopping {
-		msg.Nak()
+		w.answer(msg, ackNak)
 	} else {
-		msg.Term()
+		w.answer(msg, ackTerm)
 	}
 	w.release(1)
 }
@@ -389,17 +349,17 @@ func (w *worker) run(ctx context.Context, c *call) {
 		switch {
 		case cancelled && status != statusOK:
 			// Nobody waits for it.
-			c.msg.Term()
+			w.answer(c.msg, ackTerm)
 			w.release(1)
 		case stopped && status == statusError:
 			// Serve is stopping: another worker runs it now.
-			c.msg.Nak()
+			w.answer(c.msg, ackNak)
 			w.release(1)
 		default:
 			w.publish(c, status, body)
 		}
 	}()
-	out, err := w.handle(ctx, c.msg.Data())
+	out, err := w.handle(ctx, c.msg.Data)
 	returned = true
 	if err != nil {
 		status, body = statusError, []byte(err.Error())
@@ -430,9 +390,14 @@ func (w *worker) publish(c *call, status string, body []byte) {
 	w.release(1)
 	if _, err := w.js.PublishMsgAsync(m); err != nil {
 		if c := w.published(m); c != nil {
-			c.msg.Nak()
+			w.answer(c.msg, ackNak)
 		}
 	}
+}
+
+// answer answers the input m: ackAck, ackNak, ackTerm or ackProgress.
+func (w *worker) answer(m *nats.Msg, how []byte) {
+	w.nc.Publish(m.Reply, how)
 }
 
 // published forgets the result m and returns its call, or nil if it was
@@ -467,7 +432,7 @@ func (w *worker) signal() {
 func (w *worker) beat(done <-chan struct{}) {
 	t := time.NewTicker(w.ackWait / 3)
 	defer t.Stop()
-	var msgs []jetstream.Msg
+	var msgs []*nats.Msg
 	for {
 		select {
 		case <-done:
@@ -481,7 +446,7 @@ func (w *worker) beat(done <-chan struct{}) {
 		}
 		w.mu.Unlock()
 		for _, m := range msgs {
-			m.InProgress()
+			w.answer(m, ackProgress)
 		}
 	}
 }
