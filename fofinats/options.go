@@ -32,8 +32,7 @@ const (
 	// the acknowledgement of a publish, a lost connection.
 	defaultServerTimeout = 5 * time.Second
 	// maxWorkerConcurrency keeps a mistyped value from becoming a pull
-	// request the server refuses, and stays under the asynchronous
-	// publisher's window (maxPublishPending).
+	// request the server refuses.
 	maxWorkerConcurrency = 1 << 14
 	maxReplicas          = 5
 )

@@ -189,20 +189,12 @@ func withTimeout(ctx context.Context, cfg config, req func(context.Context) erro
 	return req(ctx)
 }
 
-// maxPublishPending is the asynchronous publisher's window: how many
-// publishes may wait for the server's acknowledgement. Calls in flight are
-// bounded elsewhere (by fofi's concurrency, by a worker's slots); the window
-// only has to stay out of their way.
-const maxPublishPending = 1 << 16
-
 // ownJetStream makes a JetStream context on js's connection, with js's API
-// prefix or domain, for fofinats alone: its asynchronous publisher has its
-// own window, timeout and callbacks, and leaves the caller's untouched.
-func ownJetStream(js jetstream.JetStream, cfg config, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
-	opts = append(opts,
-		jetstream.WithDefaultTimeout(cfg.serverTimeout),
-		jetstream.WithPublishAsyncTimeout(cfg.serverTimeout),
-		jetstream.WithPublishAsyncMaxPending(maxPublishPending))
+// prefix or domain, for fofinats's requests to the JetStream API, bounded
+// by the server timeout. (fofinats publishes inputs and results with a
+// publisher of its own, see publish.go, not with js's.)
+func ownJetStream(js jetstream.JetStream, cfg config) (jetstream.JetStream, error) {
+	opts := []jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(cfg.serverTimeout)}
 	o := js.Options()
 	switch {
 	case o.Domain != "":

@@ -80,7 +80,7 @@ func (w *worker) pull(ctx context.Context) error {
 		now := time.Now()
 		w.mu.Lock()
 		next := w.expireRequests(now)
-		free, fatal := w.slots-w.held-max(0, len(w.publishing)-w.slots), w.fatal
+		free, fatal := w.slots-w.held-max(0, w.publishing-w.slots), w.fatal
 		ask := !stopped && free > 0 && now.After(w.pause) &&
 			(w.asked == 0 || free >= max(1, w.slots/refillShare))
 		var reply string

@@ -142,10 +142,12 @@ func Serve[In, Out any](ctx context.Context, js jetstream.JetStream, name string
 type worker struct {
 	name    string
 	id      string
-	js      jetstream.JetStream // fofinats's own: its callbacks answer inputs
+	js      jetstream.JetStream // fofinats's own, for the consumer's lookup
 	nc      *nats.Conn          // js's
+	pub     *publisher          // stores the results; made and closed by serve
 	slots   int
 	ackWait time.Duration
+	timeout time.Duration // WithServerTimeout
 	handle  func(context.Context, []byte) ([]byte, error)
 
 	wg   sync.WaitGroup // the calls; waited for by serve
@@ -163,12 +165,13 @@ type worker struct {
 	stopping   bool                    // ctx ended: hand back whatever arrives
 	fatal      error                   // ends serve: the connection closed, the consumer deleted
 	calls      map[string]*call        // running, by call key
-	publishing map[*nats.Msg]*call     // results waiting for the server's acknowledgement
+	publishing int                     // results waiting for the server's acknowledgement
 	cancelled  map[string]time.Time    // recently cancelled runs and calls, by key
 }
 
 // call is one input a worker has taken.
 type call struct {
+	w                *worker
 	msg              *nats.Msg
 	client, run, seq string
 	cancel           context.CancelCauseFunc
@@ -193,32 +196,21 @@ func workerID() string {
 func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg config,
 	handle func(context.Context, []byte) ([]byte, error)) (*worker, error) {
 	w := &worker{
-		name:       name,
-		id:         workerID(),
-		slots:      cfg.workerConcurrency,
-		handle:     handle,
-		wake:       make(chan struct{}, 1),
-		requests:   make(map[string]*pullRequest),
-		calls:      make(map[string]*call),
-		publishing: make(map[*nats.Msg]*call),
-		cancelled:  make(map[string]time.Time),
+		name:      name,
+		id:        workerID(),
+		slots:     cfg.workerConcurrency,
+		timeout:   cfg.serverTimeout,
+		handle:    handle,
+		wake:      make(chan struct{}, 1),
+		requests:  make(map[string]*pullRequest),
+		calls:     make(map[string]*call),
+		cancelled: make(map[string]time.Time),
 	}
 	var (
 		err  error
 		cons jetstream.Consumer
 	)
-	w.js, err = ownJetStream(js, cfg,
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
-			if c := w.published(m); c != nil {
-				w.answer(c.msg, ackAck)
-			}
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
-			// The result is not stored: hand the input back to be run again.
-			if c := w.published(m); c != nil {
-				w.answer(c.msg, ackNak)
-			}
-		}))
+	w.js, err = ownJetStream(js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fofinats: Serve(%q): %w", name, err)
 	}
@@ -246,12 +238,16 @@ func (w *worker) serve(ctx context.Context) error {
 		return fmt.Errorf("fofinats: Serve(%q): subscribe to cancellations: %w", w.name, err)
 	}
 	defer sub.Unsubscribe()
+	if w.pub, err = newPublisher(w.nc, w.timeout); err != nil {
+		return fmt.Errorf("fofinats: Serve(%q): subscribe to acknowledgements: %w", w.name, err)
+	}
 	// The inbox subscription lives as long as Serve. Its callback starts
 	// calls (wg), so it must have returned for good before wg.Wait: serve
 	// waits for the subscription's closed handler.
 	inboxClosed := make(chan struct{})
 	inbox, err := w.nc.Subscribe(w.inbox+".*", func(m *nats.Msg) { w.onPull(ctx, m) })
 	if err != nil {
+		w.pub.close()
 		return fmt.Errorf("fofinats: Serve(%q): subscribe to %s: %w", w.name, w.inbox, err)
 	}
 	inbox.SetClosedHandler(func(string) { close(inboxClosed) })
@@ -278,20 +274,16 @@ func (w *worker) serve(ctx context.Context) error {
 	w.wg.Wait()
 	close(beatsDone)
 	<-beatsExited
-	select {
-	case <-w.js.PublishAsyncComplete():
-	case <-time.After(publishDrain):
-	}
-	// Fails the publishes still waiting, whose callbacks hand their inputs
-	// back.
-	w.js.CleanupPublisher()
+	w.pub.waitIdle(publishDrain)
+	// Fails the publishes still waiting, whose inputs are handed back.
+	w.pub.close()
 	return err
 }
 
 // take starts a call for msg, or answers it at once: hands it back if the
 // worker is stopping, terminates it if its client cancelled it.
 func (w *worker) take(ctx context.Context, msg *nats.Msg) {
-	c := &call{msg: msg}
+	c := &call{w: w, msg: msg}
 	// The subject is fofi.in.<name>.<client>.<run>.
 	rest := strings.TrimPrefix(msg.Subject, inPrefix+w.name+".")
 	c.client, c.run, _ = strings.Cut(rest, ".")
@@ -375,7 +367,7 @@ type panicReport struct {
 }
 
 // publish stores c's result for its client. The input is acknowledged when
-// the server acknowledges the result (see newWorker): a worker that dies in
+// the server acknowledges the result (see call.published): a worker that dies in
 // between leaves the input to be run again, never a result lost.
 func (w *worker) publish(c *call, status string, body []byte) {
 	m := nats.NewMsg(outPrefix + c.client)
@@ -385,31 +377,35 @@ func (w *worker) publish(c *call, status string, body []byte) {
 	m.Header.Set(hdrWorker, w.id)
 	m.Header.Set(hdrStatus, status)
 	w.mu.Lock()
-	w.publishing[m] = c
+	w.publishing++
+	w.held--
 	w.mu.Unlock()
-	w.release(1)
-	if _, err := w.js.PublishMsgAsync(m); err != nil {
-		if c := w.published(m); c != nil {
-			w.answer(c.msg, ackNak)
-		}
+	w.signal()
+	if err := w.pub.publish(m, c); err != nil {
+		c.published(0, err)
 	}
+}
+
+// published answers c's input once the server has answered its result:
+// acknowledges it if the result is stored, hands it back otherwise, to be
+// run again. It wakes the pull loop, in case results waiting for the server
+// held slots.
+func (c *call) published(_ uint64, err error) {
+	w := c.w
+	w.mu.Lock()
+	w.publishing--
+	w.mu.Unlock()
+	w.signal()
+	if err != nil {
+		w.answer(c.msg, ackNak)
+		return
+	}
+	w.answer(c.msg, ackAck)
 }
 
 // answer answers the input m: ackAck, ackNak, ackTerm or ackProgress.
 func (w *worker) answer(m *nats.Msg, how []byte) {
 	w.nc.Publish(m.Reply, how)
-}
-
-// published forgets the result m and returns its call, or nil if it was
-// already forgotten. It wakes the pull loop, in case results waiting for
-// the server held slots.
-func (w *worker) published(m *nats.Msg) *call {
-	w.mu.Lock()
-	c := w.publishing[m]
-	delete(w.publishing, m)
-	w.mu.Unlock()
-	w.signal()
-	return c
 }
 
 // release gives back n slots and wakes the pull loop.
