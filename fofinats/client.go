@@ -172,7 +172,7 @@ func (c *Client) Close() error {
 		err = withTimeout(context.Background(), c.cfg, func(ctx context.Context) error {
 			s, err := c.js.Stream(ctx, resultsStream)
 			if err == nil {
-				err = s.Purge(ctx, jetstream.WithPurgeSubject(outPrefix+c.id))
+				err = s.Purge(ctx, jetstream.WithPurgeSubject(outPrefix+c.id+".*"))
 			}
 			return err
 		})
@@ -193,7 +193,7 @@ func (c *Client) subscribeResults(ctx context.Context) error {
 		cons, err = c.js.CreateOrUpdateConsumer(ctx, resultsStream, jetstream.ConsumerConfig{
 			Name:              c.resCons,
 			Description:       "fofinats: results of one client",
-			FilterSubject:     outPrefix + c.id,
+			FilterSubject:     outPrefix + c.id + ".*",
 			AckPolicy:         jetstream.AckExplicitPolicy,
 			MaxAckPending:     -1,
 			InactiveThreshold: resultsInactive,
@@ -314,11 +314,9 @@ func (c *Client) send(rs *runState, name, stream string, data []byte) (*pending,
 	c.calls[seq] = p
 	c.mu.Unlock()
 
-	seqText := strconv.FormatUint(seq, 10)
 	m := nats.NewMsg(inPrefix + name + "." + c.id + "." + rs.id)
 	m.Data = data
-	m.Header[jetstream.MsgIDHeader] = []string{c.id + "." + seqText}
-	m.Header[hdrCall] = []string{seqText}
+	m.Header[jetstream.MsgIDHeader] = []string{c.id + "." + strconv.FormatUint(seq, 10)}
 	if rs.inRun {
 		rs.track(1)
 	}
@@ -425,8 +423,10 @@ func (c *Client) publishError(name string, err error) error {
 // whether or not a call waits for them: one that nobody waits for is a
 // duplicate, or the result of a call that stopped waiting.
 func (c *Client) onResult(msg jetstream.Msg) {
-	h := msg.Headers()
-	seq, _ := strconv.ParseUint(h.Get(hdrCall), 10, 64)
+	id := msg.Headers().Get(jetstream.MsgIDHeader) // <client>.<seq>
+	seq, _ := strconv.ParseUint(id[strings.LastIndexByte(id, '.')+1:], 10, 64)
+	subject := msg.Subject() // fofi.out.<client>.<status>
+	status := subject[strings.LastIndexByte(subject, '.')+1:]
 	c.mu.Lock()
 	p := c.calls[seq]
 	delete(c.calls, seq)
@@ -435,20 +435,22 @@ func (c *Client) onResult(msg jetstream.Msg) {
 	if p == nil {
 		return
 	}
-	worker := h.Get(hdrWorker)
-	switch h.Get(hdrStatus) {
-	case statusOK:
+	if status == statusOK {
 		p.done <- answer{data: msg.Data()}
+		return
+	}
+	var r report
+	if err := json.Unmarshal(msg.Data(), &r); err != nil {
+		r.Msg = fmt.Sprintf("(unreadable report: %v)", err)
+		r.Value = r.Msg
+	}
+	switch status {
 	case statusError:
-		p.done <- answer{err: &RemoteError{Name: p.name, Worker: worker, Msg: string(msg.Data())}}
+		p.done <- answer{err: &RemoteError{Name: p.name, Worker: r.Worker, Msg: r.Msg}}
 	case statusPanic:
-		var r panicReport
-		if err := json.Unmarshal(msg.Data(), &r); err != nil {
-			r.Value = fmt.Sprintf("(unreadable panic report: %v)", err)
-		}
-		p.done <- answer{err: &RemotePanicError{Name: p.name, Worker: worker, Value: r.Value, Stack: r.Stack}}
+		p.done <- answer{err: &RemotePanicError{Name: p.name, Worker: r.Worker, Value: r.Value, Stack: r.Stack}}
 	default:
-		p.done <- answer{err: fmt.Errorf("fofinats: %s on %s: result with unknown status %q", p.name, worker, h.Get(hdrStatus))}
+		p.done <- answer{err: fmt.Errorf("fofinats: %s on %s: result with unknown status %q", p.name, r.Worker, status)}
 	}
 }
 

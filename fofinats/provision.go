@@ -16,7 +16,8 @@ import (
 //
 // and every client has
 //
-//	results on fofi.out.<client>                 in the stream FOFI_OUT, shared by all clients
+//	results on fofi.out.<client>.<status>        in the stream FOFI_OUT, shared by all clients;
+//	                                             status is statusOK, statusError or statusPanic
 //	cancellations on fofi.cancel.<client>        core NATS, not stored: they matter only now
 //
 // Handler names are restricted to letters, digits, '-' and '_' so that a
@@ -42,13 +43,11 @@ const (
 	resultsMaxAge = time.Hour
 )
 
-// Message headers, beside JetStream's Nats-Msg-Id.
-const (
-	hdrCall   = "Fofi-Call"   // on inputs and results: the call's sequence number in its client
-	hdrWorker = "Fofi-Worker" // on results: the worker that ran the call
-	hdrStatus = "Fofi-Status" // on results: statusOK, statusError or statusPanic
-)
-
+// A call's input and its result carry one header, the call's id as
+// JetStream's Nats-Msg-Id: "<client>.<seq>", seq the call's number in its
+// client. Everything else a result says is in its subject (its client and
+// status) and body (the worker's name, for errors and panics): every header
+// costs a parse on every message, on the server and on the client.
 const (
 	statusOK    = "ok"
 	statusError = "error"

@@ -171,14 +171,17 @@ type worker struct {
 
 // call is one input a worker has taken.
 type call struct {
-	w                *worker
-	msg              *nats.Msg
-	client, run, seq string
-	cancel           context.CancelCauseFunc
+	w           *worker
+	msg         *nats.Msg
+	id          string // the input's Nats-Msg-Id: <client>.<seq>
+	client, run string
+	cancel      context.CancelCauseFunc
 }
 
-func (c *call) key() string    { return c.client + "/" + c.seq }
-func (c *call) runKey() string { return c.client + "/run/" + c.run }
+// callKey names a call in worker.calls and worker.cancelled: its input's
+// id. cancelRunKey names a cancelled run in worker.cancelled.
+func callKey(client, seq string) string      { return client + "." + seq }
+func cancelRunKey(client, run string) string { return client + "/run/" + run }
 
 var workerCount atomic.Int64
 
@@ -283,20 +286,23 @@ func (w *worker) serve(ctx context.Context) error {
 // take starts a call for msg, or answers it at once: hands it back if the
 // worker is stopping, terminates it if its client cancelled it.
 func (w *worker) take(ctx context.Context, msg *nats.Msg) {
-	c := &call{w: w, msg: msg}
+	c := &call{w: w, msg: msg, id: msg.Header.Get(jetstream.MsgIDHeader)}
 	// The subject is fofi.in.<name>.<client>.<run>.
-	rest := strings.TrimPrefix(msg.Subject, inPrefix+w.name+".")
+	rest := msg.Subject[min(len(msg.Subject), len(inPrefix)+len(w.name)+1):]
 	c.client, c.run, _ = strings.Cut(rest, ".")
-	c.seq = msg.Header.Get(hdrCall)
 
 	w.mu.Lock()
 	stopping := w.stopping
-	_, runCancelled := w.cancelled[c.runKey()]
-	_, callCancelled := w.cancelled[c.key()]
-	if !stopping && !runCancelled && !callCancelled {
+	cancelled := false
+	if len(w.cancelled) > 0 {
+		_, runCancelled := w.cancelled[cancelRunKey(c.client, c.run)]
+		_, callCancelled := w.cancelled[c.id]
+		cancelled = runCancelled || callCancelled
+	}
+	if !stopping && !cancelled {
 		var callCtx context.Context
 		callCtx, c.cancel = context.WithCancelCause(ctx)
-		w.calls[c.key()] = c
+		w.calls[c.id] = c
 		// Under mu, so that no call starts once serve has set stopping
 		// and waits for the calls.
 		w.wg.Go(func() { w.run(callCtx, c) })
@@ -330,13 +336,13 @@ func (w *worker) run(ctx context.Context, c *call) {
 			if v == nil {
 				v = "runtime.Goexit called"
 			}
-			body, _ = json.Marshal(panicReport{Value: fmt.Sprint(v), Stack: debug.Stack()})
+			body, _ = json.Marshal(report{Worker: w.id, Value: fmt.Sprint(v), Stack: debug.Stack()})
 		}
 		cancelled := errors.Is(context.Cause(ctx), errCancelled)
 		stopped := ctx.Err() != nil
 		c.cancel(nil)
 		w.mu.Lock()
-		delete(w.calls, c.key())
+		delete(w.calls, c.id)
 		w.mu.Unlock()
 		switch {
 		case cancelled && status != statusOK:
@@ -354,28 +360,31 @@ func (w *worker) run(ctx context.Context, c *call) {
 	out, err := w.handle(ctx, c.msg.Data)
 	returned = true
 	if err != nil {
-		status, body = statusError, []byte(err.Error())
+		status = statusError
+		body, _ = json.Marshal(report{Worker: w.id, Msg: err.Error()})
 	} else {
 		status, body = statusOK, out
 	}
 }
 
-// panicReport is the body of a statusPanic result.
-type panicReport struct {
-	Value string `json:"value"`
-	Stack []byte `json:"stack"`
+// report is the body of a statusError or statusPanic result.
+type report struct {
+	Worker string `json:"worker"`
+	Msg    string `json:"msg,omitempty"`   // statusError: the error's text
+	Value  string `json:"value,omitempty"` // statusPanic: the panic's value
+	Stack  []byte `json:"stack,omitempty"` // statusPanic: the worker's stack
 }
 
 // publish stores c's result for its client. The input is acknowledged when
 // the server acknowledges the result (see call.published): a worker that dies in
 // between leaves the input to be run again, never a result lost.
 func (w *worker) publish(c *call, status string, body []byte) {
-	m := nats.NewMsg(outPrefix + c.client)
-	m.Data = body
-	m.Header.Set(jetstream.MsgIDHeader, c.client+"."+c.seq)
-	m.Header.Set(hdrCall, c.seq)
-	m.Header.Set(hdrWorker, w.id)
-	m.Header.Set(hdrStatus, status)
+	m := &nats.Msg{
+		Subject: outPrefix + c.client + "." + status,
+		Data:    body,
+		// The input's id, the call's.
+		Header: nats.Header{jetstream.MsgIDHeader: c.msg.Header[jetstream.MsgIDHeader]},
+	}
 	w.mu.Lock()
 	w.publishing++
 	w.held--
@@ -454,10 +463,9 @@ func (w *worker) beat(done <-chan struct{}) {
 func (w *worker) onCancel(m *nats.Msg) {
 	client := strings.TrimPrefix(m.Subject, cancelPrefix)
 	run, seq, oneCall := strings.Cut(string(m.Data), " ")
-	probe := call{client: client, run: run, seq: seq}
-	key := probe.runKey()
+	key := cancelRunKey(client, run)
 	if oneCall {
-		key = probe.key()
+		key = callKey(client, seq)
 	}
 	now := time.Now()
 	w.mu.Lock()
@@ -474,7 +482,7 @@ func (w *worker) onCancel(m *nats.Msg) {
 	}
 	w.cancelled[key] = now
 	for _, c := range w.calls {
-		if c.client == client && (oneCall && c.seq == seq || !oneCall && c.run == run) {
+		if oneCall && c.id == key || !oneCall && c.client == client && c.run == run {
 			c.cancel(errCancelled)
 		}
 	}
