@@ -314,9 +314,12 @@ func (c *Client) send(rs *runState, name, stream string, data []byte) (*pending,
 	c.calls[seq] = p
 	c.mu.Unlock()
 
-	m := nats.NewMsg(inPrefix + name + "." + c.id + "." + rs.id)
-	m.Data = data
-	m.Header[jetstream.MsgIDHeader] = []string{c.id + "." + strconv.FormatUint(seq, 10)}
+	// The body is the call's number, a newline, and the encoded input (see
+	// provision.go).
+	body := make([]byte, 0, 21+len(data))
+	body = strconv.AppendUint(body, seq, 10)
+	body = append(body, '\n')
+	m := &nats.Msg{Subject: inPrefix + name + "." + c.id + "." + rs.id, Data: append(body, data...)}
 	if rs.inRun {
 		rs.track(1)
 	}

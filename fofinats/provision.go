@@ -43,11 +43,16 @@ const (
 	resultsMaxAge = time.Hour
 )
 
-// A call's input and its result carry one header, the call's id as
-// JetStream's Nats-Msg-Id: "<client>.<seq>", seq the call's number in its
-// client. Everything else a result says is in its subject (its client and
-// status) and body (the worker's name, for errors and panics): every header
-// costs a parse on every message, on the server and on the client.
+// A call's id is "<client>.<seq>", seq the call's number in its client.
+// Its input has no header: its body is "<seq>\n" and the encoded input, the
+// client in its subject. Its result has one, the call's id as JetStream's
+// Nats-Msg-Id, so that a result published twice (by a worker that died
+// before it acknowledged the input, and the next) is stored once;
+// everything else a result says is in its subject (its client and status)
+// and body (the worker's name, for errors and panics). Every header costs a
+// parse on every message, on the server and on the client, and an input's
+// message id would cost the server an entry in its duplicate window
+// (duplicateWindow) for nothing: a client publishes an input once.
 const (
 	statusOK    = "ok"
 	statusError = "error"

@@ -1,6 +1,7 @@
 package fofinats
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,13 +174,14 @@ type worker struct {
 type call struct {
 	w           *worker
 	msg         *nats.Msg
-	id          string // the input's Nats-Msg-Id: <client>.<seq>
+	input       []byte // the encoded input, in msg.Data
+	id          string // the call's id: <client>.<seq>
 	client, run string
 	cancel      context.CancelCauseFunc
 }
 
-// callKey names a call in worker.calls and worker.cancelled: its input's
-// id. cancelRunKey names a cancelled run in worker.cancelled.
+// callKey names a call in worker.calls and worker.cancelled: its id, also
+// its result's message id. cancelRunKey names a cancelled run in worker.cancelled.
 func callKey(client, seq string) string      { return client + "." + seq }
 func cancelRunKey(client, run string) string { return client + "/run/" + run }
 
@@ -286,10 +288,20 @@ func (w *worker) serve(ctx context.Context) error {
 // take starts a call for msg, or answers it at once: hands it back if the
 // worker is stopping, terminates it if its client cancelled it.
 func (w *worker) take(ctx context.Context, msg *nats.Msg) {
-	c := &call{w: w, msg: msg, id: msg.Header.Get(jetstream.MsgIDHeader)}
-	// The subject is fofi.in.<name>.<client>.<run>.
+	c := &call{w: w, msg: msg}
+	// The subject is fofi.in.<name>.<client>.<run>, the body
+	// <seq>\n<input> (see provision.go).
 	rest := msg.Subject[min(len(msg.Subject), len(inPrefix)+len(w.name)+1):]
 	c.client, c.run, _ = strings.Cut(rest, ".")
+	seq, input, ok := bytes.Cut(msg.Data, []byte{'\n'})
+	if !ok || len(seq) == 0 || len(seq) > 20 || c.client == "" {
+		// Not from a fofinats client: nobody could receive its result.
+		w.answer(msg, ackTerm)
+		w.release(1)
+		return
+	}
+	c.input = input
+	c.id = callKey(c.client, string(seq))
 
 	w.mu.Lock()
 	stopping := w.stopping
@@ -357,7 +369,7 @@ func (w *worker) run(ctx context.Context, c *call) {
 			w.publish(c, status, body)
 		}
 	}()
-	out, err := w.handle(ctx, c.msg.Data)
+	out, err := w.handle(ctx, c.input)
 	returned = true
 	if err != nil {
 		status = statusError
@@ -382,8 +394,7 @@ func (w *worker) publish(c *call, status string, body []byte) {
 	m := &nats.Msg{
 		Subject: outPrefix + c.client + "." + status,
 		Data:    body,
-		// The input's id, the call's.
-		Header: nats.Header{jetstream.MsgIDHeader: c.msg.Header[jetstream.MsgIDHeader]},
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{c.id}},
 	}
 	w.mu.Lock()
 	w.publishing++
