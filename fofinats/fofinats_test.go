@@ -722,3 +722,36 @@ func TestWorkerBound(t *testing.T) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
 }
+
+// TestForeignInput: an input that no fofinats client published (no call
+// number in its body) is terminated, not run, and the worker goes on
+// serving.
+func TestForeignInput(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	provision(t, js, "foreign")
+	ran := make(chan int, 2)
+	serveInProcess(t, s, "foreign", 1, func(_ context.Context, x int) (int, error) {
+		ran <- x
+		return x, nil
+	}, fofinats.WithWorkerConcurrency(1))
+	if _, err := js.Publish(context.Background(), "fofi.in.foreign.someone.1", []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, js)
+	if got, err := fofinats.Remote[int, int](c, "foreign")(context.Background(), 3); got != 3 || err != nil {
+		t.Fatalf("Remote(3) = %d, %v, want 3, nil", got, err)
+	}
+	if x := <-ran; x != 3 {
+		t.Errorf("the worker ran input %d, want only 3", x)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		msgs, pending, ackPending := queued(t, js, "foreign")
+		if msgs == 0 && pending == 0 && ackPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after: %d messages, %d pending, %d ack pending, want the foreign input terminated", msgs, pending, ackPending)
+		}
+	}
+}
