@@ -17,8 +17,8 @@ import (
 // client library's asynchronous publishing cut down to what fofinats needs,
 // because that one costs every message a timer, a future with its channels,
 // and a JSON decoding of the server's acknowledgement, twice per call: here
-// the acknowledgement is read in place, one sweep per quarter of the
-// timeout fails the messages the server has not answered, and the one who
+// the acknowledgement is read in place, one sweep per tenth of the
+// timeout (sweepsPerTimeout) fails the messages the server has not answered, and the one who
 // published a message hears of it through a method, not a channel.
 //
 // Each message goes out with a reply subject of its own under the
@@ -51,6 +51,11 @@ type pubWait struct {
 	to   publishee
 	sent time.Time
 }
+
+// sweepsPerTimeout is how many times per timeout the publisher looks for
+// messages the server has not answered: a message fails between its
+// timeout and a tenth of it later.
+const sweepsPerTimeout = 10
 
 // errPublishTimeout is the error of a message the server did not answer
 // within the publisher's timeout; errNoStream of a message no stream took.
@@ -173,10 +178,10 @@ func readPubAck(m *nats.Msg) (uint64, error) {
 	return pa.Seq, nil
 }
 
-// sweep fails, every quarter of the timeout, the messages the server has
+// sweep fails, every tenth of the timeout, the messages the server has
 // not answered within the timeout, until close.
 func (p *publisher) sweep() {
-	t := time.NewTicker(max(p.timeout/4, time.Millisecond))
+	t := time.NewTicker(max(p.timeout/sweepsPerTimeout, time.Millisecond))
 	defer t.Stop()
 	var late []publishee
 	for {
