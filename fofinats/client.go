@@ -172,7 +172,7 @@ func (c *Client) Close() error {
 		err = withTimeout(context.Background(), c.cfg, func(ctx context.Context) error {
 			s, err := c.js.Stream(ctx, resultsStream)
 			if err == nil {
-				err = s.Purge(ctx, jetstream.WithPurgeSubject(outPrefix+c.id+".*"))
+				err = s.Purge(ctx, jetstream.WithPurgeSubject(outPrefix+c.id))
 			}
 			return err
 		})
@@ -193,7 +193,7 @@ func (c *Client) subscribeResults(ctx context.Context) error {
 		cons, err = c.js.CreateOrUpdateConsumer(ctx, resultsStream, jetstream.ConsumerConfig{
 			Name:              c.resCons,
 			Description:       "fofinats: results of one client",
-			FilterSubject:     outPrefix + c.id + ".*",
+			FilterSubject:     outPrefix + c.id,
 			AckPolicy:         jetstream.AckExplicitPolicy,
 			MaxAckPending:     -1,
 			InactiveThreshold: resultsInactive,
@@ -426,10 +426,10 @@ func (c *Client) publishError(name string, err error) error {
 // whether or not a call waits for them: one that nobody waits for is a
 // duplicate, or the result of a call that stopped waiting.
 func (c *Client) onResult(msg jetstream.Msg) {
-	id := msg.Headers().Get(jetstream.MsgIDHeader) // <client>.<seq>
+	h := msg.Headers()
+	id := h.Get(jetstream.MsgIDHeader) // <client>.<seq>
 	seq, _ := strconv.ParseUint(id[strings.LastIndexByte(id, '.')+1:], 10, 64)
-	subject := msg.Subject() // fofi.out.<client>.<status>
-	status := subject[strings.LastIndexByte(subject, '.')+1:]
+	status := h.Get(hdrStatus)
 	c.mu.Lock()
 	p := c.calls[seq]
 	delete(c.calls, seq)
@@ -438,7 +438,7 @@ func (c *Client) onResult(msg jetstream.Msg) {
 	if p == nil {
 		return
 	}
-	if status == statusOK {
+	if status == "" {
 		p.done <- answer{data: msg.Data()}
 		return
 	}

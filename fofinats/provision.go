@@ -16,8 +16,7 @@ import (
 //
 // and every client has
 //
-//	results on fofi.out.<client>.<status>        in the stream FOFI_OUT, shared by all clients;
-//	                                             status is statusOK, statusError or statusPanic
+//	results on fofi.out.<client>                 in the stream FOFI_OUT, shared by all clients
 //	cancellations on fofi.cancel.<client>        core NATS, not stored: they matter only now
 //
 // Handler names are restricted to letters, digits, '-' and '_' so that a
@@ -47,12 +46,18 @@ const (
 // Its input has no header: its body is "<seq>\n" and the encoded input, the
 // client in its subject. Its result has one, the call's id as JetStream's
 // Nats-Msg-Id, so that a result published twice (by a worker that died
-// before it acknowledged the input, and the next) is stored once;
-// everything else a result says is in its subject (its client and status)
-// and body (the worker's name, for errors and panics). Every header costs a
-// parse on every message, on the server and on the client, and an input's
+// before it acknowledged the input, and the next) is stored once; an error
+// or a panic has a second, hdrStatus, and the worker's name in its body.
+// (The status is not a subject token: a client's results consumer filters
+// one literal subject, which the server matches faster than a wildcard.)
+// Every header costs a parse on every message, on the server and on the
+// client, and an input's
 // message id would cost the server an entry in its duplicate window
 // (duplicateWindow) for nothing: a client publishes an input once.
+// hdrStatus is the header of a result that is not statusOK: statusError or
+// statusPanic.
+const hdrStatus = "Fofi-Status"
+
 const (
 	statusOK    = "ok"
 	statusError = "error"

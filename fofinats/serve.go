@@ -392,9 +392,12 @@ type report struct {
 // between leaves the input to be run again, never a result lost.
 func (w *worker) publish(c *call, status string, body []byte) {
 	m := &nats.Msg{
-		Subject: outPrefix + c.client + "." + status,
+		Subject: outPrefix + c.client,
 		Data:    body,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{c.id}},
+	}
+	if status != statusOK {
+		m.Header[hdrStatus] = []string{status}
 	}
 	w.mu.Lock()
 	w.publishing++
