@@ -27,7 +27,6 @@ import (
 // requests, the inputs they may still bring ("asked"): the request adds
 // its batch, an input takes one, a status gives back what its request did
 // not bring. Those inputs hold slots until they come.
-// Pull request bounds, each with the one thing it decides.
 const (
 	// pullGrace is how long after a request's expiry, by the worker's
 	// clock, the worker stops waiting for the status that ends it (lost
@@ -38,6 +37,7 @@ const (
 	pullGrace = 100 * time.Millisecond
 )
 
+// The bodies that answer an input, published on its reply subject.
 var (
 	ackAck      = []byte("+ACK")
 	ackNak      = []byte("-NAK")
