@@ -755,3 +755,83 @@ func TestForeignInput(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkerReconnects: a worker goes on serving when its connection
+// comes back: after the server dropped the connection (and, with it, the
+// worker's waiting pull requests, without a status to end them: the worker
+// gives up on them after their expiry and asks again), and after the
+// server restarted (which ends them with a status).
+func TestWorkerReconnects(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	wnc, err := nats.Connect(s.ClientURL(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wnc.Close()
+	wjs, _ := jetstream.New(wnc)
+	provision(t, wjs, "survive")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- fofinats.Serve(ctx, wjs, "survive", func(_ context.Context, x int) (int, error) { return 2 * x, nil },
+			fofinats.WithWorkerConcurrency(2))
+	}()
+	call := func(x int) {
+		t.Helper()
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		c, err := fofinats.NewClient(context.Background(), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		callCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		if got, err := fofinats.Remote[int, int](c, "survive")(callCtx, x); got != 2*x || err != nil {
+			t.Fatalf("Remote(%d) = %d, %v, want %d, nil", x, got, err, 2*x)
+		}
+	}
+	call(1) // the worker is pulling
+
+	cid, err := wnc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisconnectClientByID(cid); err != nil {
+		t.Fatal(err)
+	}
+	call(2)
+
+	port := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	opts.Port = port
+	if s, err = server.NewServer(opts); err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	defer func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted server not ready")
+	}
+	call(3)
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after its context ended", err)
+	}
+}
