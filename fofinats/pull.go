@@ -41,6 +41,7 @@ const (
 var (
 	ackAck      = []byte("+ACK")
 	ackNak      = []byte("-NAK")
+	ackNakDelay = fmt.Appendf(nil, `-NAK {"delay":%d}`, nakDelay.Nanoseconds())
 	ackTerm     = []byte("+TERM")
 	ackProgress = []byte("+WPI")
 )

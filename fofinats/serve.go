@@ -48,6 +48,13 @@ const (
 	publishDrain = 250 * time.Millisecond
 	// retryWait is the pause after a failed pull request before the next.
 	retryWait = 250 * time.Millisecond
+	// nakDelay is how long an input whose result the server did not store
+	// waits before it is delivered again: a passing failure (no results
+	// stream, which a restarted server lost until a client makes it again;
+	// no acknowledgement in time) must not use up the input's deliveries
+	// (WithMaxDeliver) at once. A stopping worker hands its inputs back
+	// without delay.
+	nakDelay = 500 * time.Millisecond
 	// refillShare sets when a busy worker asks for more: once a quarter of
 	// its slots are free, so that quick calls are pulled in batches, not one
 	// request per call. A worker with no input coming asks as soon as one
@@ -411,19 +418,22 @@ func (w *worker) publish(c *call, status string, body []byte) {
 
 // published answers c's input once the server has answered its result:
 // acknowledges it if the result is stored, hands it back otherwise, to be
-// run again. It wakes the pull loop, in case results waiting for the server
-// held slots.
+// run again after nakDelay (at once if the worker is stopping). It wakes
+// the pull loop, in case results waiting for the server held slots.
 func (c *call) published(_ uint64, err error) {
 	w := c.w
 	w.mu.Lock()
 	w.publishing--
 	w.mu.Unlock()
 	w.signal()
-	if err != nil {
+	switch {
+	case err == nil:
+		w.answer(c.msg, ackAck)
+	case errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
 		w.answer(c.msg, ackNak)
-		return
+	default:
+		w.answer(c.msg, ackNakDelay)
 	}
-	w.answer(c.msg, ackAck)
 }
 
 // answer answers the input m: ackAck, ackNak, ackTerm or ackProgress.
