@@ -39,14 +39,14 @@ const resultsInactive = time.Minute
 type Client struct {
 	js  jetstream.JetStream // fofinats's own, on the caller's connection
 	nc  *nats.Conn
-	id  string // a NUID: names the client's subjects and call ids
+	pub *publisher // stores the inputs
+	id  string     // a NUID: names the client's subjects and call ids
 	cfg config
 
 	resCons string // the results consumer's name, deleted by Close
 	adv     *nats.Subscription
 
 	outside *runState // the run "0" of the calls made outside Run
-	active  sync.Map  // the Runs in progress, by id: *runState
 
 	seq  atomic.Uint64 // the last call's sequence number
 	runs atomic.Uint64 // the last run's number; run "0" holds the calls made outside Run
@@ -64,12 +64,17 @@ type Client struct {
 
 // pending is a call waiting for its answer. Whoever removes it from
 // Client.calls sends the answer, once, on done (capacity 1): the results
-// callback, the advisory callback, or failAll. A call that stops waiting
-// removes itself and sends nothing.
+// callback, the advisory callback, the publisher (the input was not
+// stored) or failAll. A call that stops waiting removes itself and sends
+// nothing.
 type pending struct {
-	name string
-	run  *runState
-	done chan answer
+	c      *Client
+	seq    uint64 // the call's number in its client
+	name   string // the handler
+	stream string // the handler's stream
+	run    *runState
+	done   chan answer
+	stored uint64 // the input's sequence in stream once stored; guarded by c.mu
 }
 
 type answer struct {
@@ -117,21 +122,23 @@ func NewClient(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Cl
 	}
 	c.outside = &runState{c: c, id: "0"}
 	c.resCons = "client-" + c.id
-	if c.js, err = ownJetStream(js, cfg,
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { c.answered(m) }),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) { c.answered(m) }),
-	); err != nil {
+	if c.js, err = ownJetStream(js, cfg); err != nil {
 		return nil, fmt.Errorf("fofinats: NewClient: %w", err)
 	}
 	if err := ensureResults(ctx, c.js, cfg); err != nil {
 		return nil, err
 	}
+	if c.pub, err = newPublisher(c.nc, cfg.serverTimeout); err != nil {
+		return nil, fmt.Errorf("fofinats: NewClient: subscribe to acknowledgements: %w", err)
+	}
 	if err := c.subscribeResults(ctx); err != nil {
+		c.pub.close()
 		return nil, err
 	}
 	if c.adv, err = c.nc.Subscribe(maxDeliveriesAdvisory+">", c.onMaxDeliveries); err != nil {
 		c.stopResults()
 		c.deleteConsumer()
+		c.pub.close()
 		return nil, fmt.Errorf("fofinats: NewClient: subscribe to advisories: %w", err)
 	}
 	go func() {
@@ -170,7 +177,7 @@ func (c *Client) Close() error {
 			return err
 		})
 	}
-	c.js.CleanupPublisher()
+	c.pub.close()
 	if err != nil {
 		return fmt.Errorf("fofinats: Close: %w", err)
 	}
@@ -286,123 +293,127 @@ func (c *Client) call(ctx context.Context, name string, data []byte) ([]byte, er
 		return nil, err
 	}
 	rs := runOf(ctx, c)
-	x, err := c.send(rs, name, data)
+	p, err := c.send(rs, name, s.CachedInfo().Config.Name, data)
 	if err != nil {
 		return nil, err
 	}
-	return c.await(ctx, rs, s, x)
+	return c.await(ctx, rs, s, p)
 }
 
-// sent is an input published and not yet answered.
-type sent struct {
-	seq uint64
-	p   *pending
-	paf jetstream.PubAckFuture
-}
-
-// send registers a call of the handler name in the run rs and publishes its
-// input. It does not wait for the server: the acknowledgement comes on
-// paf. It blocks only while the asynchronous publisher's window is full, at
-// most WithServerTimeout.
-func (c *Client) send(rs *runState, name string, data []byte) (sent, error) {
+// send registers a call of the handler name, whose stream is stream, in
+// the run rs and publishes its input. It does not wait for the server: its
+// answer comes to the call's pending.published.
+func (c *Client) send(rs *runState, name, stream string, data []byte) (*pending, error) {
 	seq := c.seq.Add(1)
-	p := &pending{name: name, run: rs, done: make(chan answer, 1)}
+	p := &pending{c: c, seq: seq, name: name, stream: stream, run: rs, done: make(chan answer, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return sent{}, ErrClosed
+		return nil, ErrClosed
 	}
 	c.calls[seq] = p
 	c.mu.Unlock()
 
-	seqText := strconv.FormatUint(seq, 10)
-	m := nats.NewMsg(inPrefix + name + "." + c.id + "." + rs.id)
-	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, c.id+"."+seqText)
-	m.Header.Set(hdrCall, seqText)
+	// The body is the call's number, a newline, and the encoded input (see
+	// provision.go).
+	body := make([]byte, 0, 21+len(data))
+	body = strconv.AppendUint(body, seq, 10)
+	body = append(body, '\n')
+	m := &nats.Msg{Subject: inPrefix + name + "." + c.id + "." + rs.id, Data: append(body, data...)}
 	if rs.inRun {
 		rs.track(1)
 	}
-	paf, err := c.js.PublishMsgAsync(m, jetstream.WithStallWait(c.cfg.serverTimeout))
-	if err != nil {
+	if err := c.pub.publish(m, p); err != nil {
 		if rs.inRun {
 			rs.track(-1) // no answer will come
 		}
-		c.forget(seq, storedInput{})
-		return sent{}, c.publishError(name, err)
+		c.forget(p)
+		return nil, c.publishError(name, err)
 	}
-	return sent{seq: seq, p: p, paf: paf}, nil
+	return p, nil
 }
 
-// await waits for the answer to the call x, whose input went to the stream
-// s. It returns when the answer comes, when ctx ends (it then cancels the
-// call on the workers), or with an error when the server does not take the
-// input.
-func (c *Client) await(ctx context.Context, rs *runState, s jetstream.Stream, x sent) ([]byte, error) {
-	stored := storedInput{stream: handlerStream(x.p.name)}
-	acked, failed := x.paf.Ok(), x.paf.Err()
-	for {
-		select {
-		case ack := <-acked:
-			acked, failed = nil, nil
-			stored.seq = ack.Sequence
-			c.mu.Lock()
-			if _, waiting := c.calls[x.seq]; waiting {
-				c.inputs[stored] = x.seq
-			}
-			c.mu.Unlock()
-		case err := <-failed:
-			c.forget(x.seq, stored)
-			return nil, c.publishError(x.p.name, err)
-		case a := <-x.p.done:
-			c.forget(x.seq, stored)
-			if errors.Is(a.err, ErrMaxDeliveries) {
-				// The server has given up on the input but keeps it in
-				// the stream, where it would stay.
-				withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
-					return s.DeleteMsg(ctx, stored.seq)
-				})
-			}
-			return a.data, a.err
-		case <-ctx.Done():
-			c.forget(x.seq, stored)
-			// Cancel the call on the worker running it, if any; a worker
-			// that takes it later terminates it. A run that stops
-			// (context.Canceled, where a call's own timeout is
-			// DeadlineExceeded) cancels all its calls with one message,
-			// at once, so that no worker starts another of them, and
-			// purges its inputs when it returns; a call outside Run
-			// removes its own input.
-			if rs.inRun && errors.Is(ctx.Err(), context.Canceled) {
-				rs.cancel()
-			} else {
-				c.nc.Publish(cancelPrefix+c.id, []byte(rs.id+" "+strconv.FormatUint(x.seq, 10)))
-			}
-			if !rs.inRun && stored.seq != 0 {
-				withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
-					return s.DeleteMsg(ctx, stored.seq)
-				})
-			}
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// forget removes a call that stopped waiting.
-func (c *Client) forget(seq uint64, in storedInput) {
+// published learns from the publisher what became of the call's input:
+// stored at seq, remembered for the advisories of inputs that killed their
+// workers, or not stored, which is the call's answer. Either way the
+// server has answered, which its run counts.
+func (p *pending) published(seq uint64, err error) {
+	c := p.c
 	c.mu.Lock()
-	delete(c.calls, seq)
-	if in.seq != 0 {
-		delete(c.inputs, in)
+	waiting := c.calls[p.seq] == p
+	switch {
+	case waiting && err == nil:
+		p.stored = seq
+		c.inputs[storedInput{p.stream, seq}] = p.seq
+	case waiting:
+		delete(c.calls, p.seq)
 	}
 	c.mu.Unlock()
+	if waiting && err != nil {
+		p.done <- answer{err: c.publishError(p.name, err)}
+	}
+	if p.run.inRun {
+		p.run.answered()
+	}
+}
+
+// await waits for the answer to the call p, whose input went to the stream
+// s. It returns when the answer comes (an error if the server did not take
+// the input) or when ctx ends (it then cancels the call on the workers).
+func (c *Client) await(ctx context.Context, rs *runState, s jetstream.Stream, p *pending) ([]byte, error) {
+	select {
+	case a := <-p.done:
+		stored := c.forget(p)
+		if errors.Is(a.err, ErrMaxDeliveries) {
+			// The server has given up on the input but keeps it in
+			// the stream, where it would stay.
+			withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
+				return s.DeleteMsg(ctx, stored)
+			})
+		}
+		return a.data, a.err
+	case <-ctx.Done():
+		stored := c.forget(p)
+		// Cancel the call on the worker running it, if any; a worker
+		// that takes it later terminates it. A run that stops
+		// (context.Canceled, where a call's own timeout is
+		// DeadlineExceeded) cancels all its calls with one message,
+		// at once, so that no worker starts another of them, and
+		// purges its inputs when it returns; a call outside Run
+		// removes its own input.
+		if rs.inRun && errors.Is(ctx.Err(), context.Canceled) {
+			rs.cancel()
+		} else {
+			c.nc.Publish(cancelPrefix+c.id, []byte(rs.id+" "+strconv.FormatUint(p.seq, 10)))
+		}
+		if !rs.inRun && stored != 0 {
+			withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
+				return s.DeleteMsg(ctx, stored)
+			})
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// forget removes the call p, which stopped waiting, and returns its
+// input's stream sequence (0 if not known to be stored).
+func (c *Client) forget(p *pending) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls[p.seq] == p {
+		delete(c.calls, p.seq)
+	}
+	if p.stored != 0 {
+		delete(c.inputs, storedInput{p.stream, p.stored})
+	}
+	return p.stored
 }
 
 func (c *Client) publishError(name string, err error) error {
 	switch {
-	case errors.Is(err, jetstream.ErrNoStreamResponse):
+	case errors.Is(err, errNoStream):
 		return fmt.Errorf("fofinats: handler %q: no stream took the input, call Provision first: %w", name, ErrNotProvisioned)
-	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+	case errors.Is(err, errPublishTimeout):
 		return fmt.Errorf("fofinats: handler %q: the server did not acknowledge the input within %v: %w", name, c.cfg.serverTimeout, ErrUnavailable)
 	case errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
 		return ErrClosed
@@ -416,7 +427,9 @@ func (c *Client) publishError(name string, err error) error {
 // duplicate, or the result of a call that stopped waiting.
 func (c *Client) onResult(msg jetstream.Msg) {
 	h := msg.Headers()
-	seq, _ := strconv.ParseUint(h.Get(hdrCall), 10, 64)
+	id := h.Get(jetstream.MsgIDHeader) // <client>.<seq>
+	seq, _ := strconv.ParseUint(id[strings.LastIndexByte(id, '.')+1:], 10, 64)
+	status := h.Get(hdrStatus)
 	c.mu.Lock()
 	p := c.calls[seq]
 	delete(c.calls, seq)
@@ -425,20 +438,22 @@ func (c *Client) onResult(msg jetstream.Msg) {
 	if p == nil {
 		return
 	}
-	worker := h.Get(hdrWorker)
-	switch h.Get(hdrStatus) {
-	case statusOK:
+	if status == "" {
 		p.done <- answer{data: msg.Data()}
+		return
+	}
+	var r report
+	if err := json.Unmarshal(msg.Data(), &r); err != nil {
+		r.Msg = fmt.Sprintf("(unreadable report: %v)", err)
+		r.Value = r.Msg
+	}
+	switch status {
 	case statusError:
-		p.done <- answer{err: &RemoteError{Name: p.name, Worker: worker, Msg: string(msg.Data())}}
+		p.done <- answer{err: &RemoteError{Name: p.name, Worker: r.Worker, Msg: r.Msg}}
 	case statusPanic:
-		var r panicReport
-		if err := json.Unmarshal(msg.Data(), &r); err != nil {
-			r.Value = fmt.Sprintf("(unreadable panic report: %v)", err)
-		}
-		p.done <- answer{err: &RemotePanicError{Name: p.name, Worker: worker, Value: r.Value, Stack: r.Stack}}
+		p.done <- answer{err: &RemotePanicError{Name: p.name, Worker: r.Worker, Value: r.Value, Stack: r.Stack}}
 	default:
-		p.done <- answer{err: fmt.Errorf("fofinats: %s on %s: result with unknown status %q", p.name, worker, h.Get(hdrStatus))}
+		p.done <- answer{err: fmt.Errorf("fofinats: %s on %s: result with unknown status %q", p.name, r.Worker, status)}
 	}
 }
 
@@ -466,16 +481,6 @@ func (c *Client) onMaxDeliveries(m *nats.Msg) {
 	}
 }
 
-// answered counts an input whose publication the server has answered
-// (stored or refused), or that the publisher gave up on, against its run;
-// it runs on the publisher's goroutine. The subject of an input ends with
-// its run's id.
-func (c *Client) answered(m *nats.Msg) {
-	if rs, ok := c.active.Load(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]); ok {
-		rs.(*runState).answered()
-	}
-}
-
 // endRun forgets the calls of the run rs that nobody waits for: inputs it
 // published ahead of their work calls (see runState.publish) when the run
 // stopped before it made those calls.
@@ -485,6 +490,9 @@ func (c *Client) endRun(rs *runState) {
 	for seq, p := range c.calls {
 		if p.run == rs {
 			delete(c.calls, seq)
+			if p.stored != 0 {
+				delete(c.inputs, storedInput{p.stream, p.stored})
+			}
 		}
 	}
 }
@@ -494,6 +502,7 @@ func (c *Client) failAll(err error) {
 	c.mu.Lock()
 	calls := c.calls
 	c.calls = make(map[uint64]*pending)
+	clear(c.inputs)
 	c.mu.Unlock()
 	for _, p := range calls {
 		p.done <- answer{err: err}

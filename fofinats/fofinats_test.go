@@ -680,3 +680,158 @@ func TestCodecPanic(t *testing.T) {
 	fofinats.Run(context.Background(), c, "codecpanic", jobs(10, nil), func(result) error { return nil })
 	t.Fatal("Run returned, want the codec's panic")
 }
+
+// TestWorkerBound: a worker holds no input it cannot start. With every
+// slot busy, the inputs it has taken (the consumer's ack-pending count)
+// are its running calls, the others wait in the stream, no pull request
+// is waiting on the server, and no input was handed back for lack of a
+// slot (redelivered).
+func TestWorkerBound(t *testing.T) {
+	const workers, slots, n = 3, 2, 20
+	s := startServer(t)
+	nc, js := connect(t, s)
+	ev := watchEvents(t, nc)
+	provision(t, js, "bound")
+	serveInProcess(t, s, "bound", workers, work(nc), fofinats.WithWorkerConcurrency(slots))
+	c := newClient(t, js)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- fofinats.Run(ctx, c, "bound", jobs(n, func(int) job { return job{Block: true} }),
+			func(result) error { return nil }, fofi.WithConcurrency(n))
+	}()
+	ev.waitFor(t, 10*time.Second, "every slot to be busy", func(e []string) bool { return count(e, "start") == workers*slots })
+	cons, err := js.Consumer(context.Background(), "FOFI_IN_bound", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The starts are reported before the workers would ask for more, and
+	// they never do while full; a worker that asked beyond its free slots
+	// would have inputs delivered and not started (ack pending), or a
+	// request waiting.
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != workers*slots || info.NumPending != n-workers*slots || info.NumWaiting != 0 || info.NumRedelivered != 0 {
+		t.Errorf("with %d workers of %d slots busy: ack pending %d, pending %d, waiting requests %d, redelivered %d; want %d, %d, 0, 0",
+			workers, slots, info.NumAckPending, info.NumPending, info.NumWaiting, info.NumRedelivered, workers*slots, n-workers*slots)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+}
+
+// TestForeignInput: an input that no fofinats client published (no call
+// number in its body) is terminated, not run, and the worker goes on
+// serving.
+func TestForeignInput(t *testing.T) {
+	s := startServer(t)
+	_, js := connect(t, s)
+	provision(t, js, "foreign")
+	ran := make(chan int, 2)
+	serveInProcess(t, s, "foreign", 1, func(_ context.Context, x int) (int, error) {
+		ran <- x
+		return x, nil
+	}, fofinats.WithWorkerConcurrency(1))
+	if _, err := js.Publish(context.Background(), "fofi.in.foreign.someone.1", []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, js)
+	if got, err := fofinats.Remote[int, int](c, "foreign")(context.Background(), 3); got != 3 || err != nil {
+		t.Fatalf("Remote(3) = %d, %v, want 3, nil", got, err)
+	}
+	if x := <-ran; x != 3 {
+		t.Errorf("the worker ran input %d, want only 3", x)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		msgs, pending, ackPending := queued(t, js, "foreign")
+		if msgs == 0 && pending == 0 && ackPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after: %d messages, %d pending, %d ack pending, want the foreign input terminated", msgs, pending, ackPending)
+		}
+	}
+}
+
+// TestWorkerReconnects: a worker goes on serving when its connection
+// comes back: after the server dropped the connection (and, with it, the
+// worker's waiting pull requests, without a status to end them: the worker
+// gives up on them after their expiry and asks again), and after the
+// server restarted (which ends them with a status).
+func TestWorkerReconnects(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	wnc, err := nats.Connect(s.ClientURL(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wnc.Close()
+	wjs, _ := jetstream.New(wnc)
+	provision(t, wjs, "survive")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- fofinats.Serve(ctx, wjs, "survive", func(_ context.Context, x int) (int, error) { return 2 * x, nil },
+			fofinats.WithWorkerConcurrency(2))
+	}()
+	call := func(x int) {
+		t.Helper()
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		c, err := fofinats.NewClient(context.Background(), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		callCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		if got, err := fofinats.Remote[int, int](c, "survive")(callCtx, x); got != 2*x || err != nil {
+			t.Fatalf("Remote(%d) = %d, %v, want %d, nil", x, got, err, 2*x)
+		}
+	}
+	call(1) // the worker is pulling
+
+	cid, err := wnc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisconnectClientByID(cid); err != nil {
+		t.Fatal(err)
+	}
+	call(2)
+
+	port := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	opts.Port = port
+	if s, err = server.NewServer(opts); err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	defer func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted server not ready")
+	}
+	call(3)
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after its context ended", err)
+	}
+}

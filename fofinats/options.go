@@ -32,8 +32,7 @@ const (
 	// the acknowledgement of a publish, a lost connection.
 	defaultServerTimeout = 5 * time.Second
 	// maxWorkerConcurrency keeps a mistyped value from becoming a pull
-	// request the server refuses, and stays under the asynchronous
-	// publisher's window (maxPublishPending).
+	// request the server refuses.
 	maxWorkerConcurrency = 1 << 14
 	maxReplicas          = 5
 )
@@ -109,7 +108,8 @@ func WithCodec(c Codec) Option {
 
 // WithServerTimeout bounds every wait on the NATS server: a request to the
 // JetStream API (creating a stream, purging a run), the acknowledgement of a
-// published input or result, and, on a client, a lost connection: calls
+// published input or result (within d and d/10 more), and, on a client, a
+// lost connection: calls
 // waiting for results fail once the connection has been down for d. The
 // default is 5s; d must be positive. All three functions apply it.
 func WithServerTimeout(d time.Duration) Option {

@@ -35,13 +35,13 @@ var errEncodePanicked = errors.New("fofinats: not published: the codec panicked"
 // ticket is an input of a Run. Its call (rs.call) waits for ready, closed
 // by the publisher once the input is published (sent) or failed to be
 // (err). A ticket published before fofi starts its call keeps its answer
-// in sent.p.done until the call comes.
+// in p.done until the call comes.
 type ticket struct {
 	in    any    // the input until it is encoded
 	index uint64 // its position in the run's inputs
 	ready chan struct{}
-	sent  sent  // set before ready is closed
-	err   error // set before ready is closed
+	p     *pending // set before ready is closed
+	err   error    // set before ready is closed
 
 	// Guarded by runState.mu.
 	taken   bool // the publisher took it: ready will be closed
@@ -80,7 +80,7 @@ func (rs *runState) cancel() {
 }
 
 // track adds n to the run's inputs published and not yet answered by the
-// server (see Client.answered).
+// server (see pending.published).
 func (rs *runState) track(n int) {
 	rs.mu.Lock()
 	rs.unanswered += n
@@ -103,8 +103,8 @@ func (rs *runState) wakeIfDone() {
 // published, or for d at most: a purge sent before then could reach the
 // stream before inputs published earlier on the same connection (the
 // server stores messages and serves API requests on different goroutines),
-// and leave them queued. The asynchronous publisher fails every input it
-// has not heard of within the server timeout, so d is only a bound.
+// and leave them queued. The client's publisher fails every input it has
+// not heard of within the server timeout, so d is only a bound.
 func (rs *runState) waitAnswered(d time.Duration) {
 	rs.mu.Lock()
 	if rs.unanswered == 0 {
@@ -170,7 +170,7 @@ func (rs *runState) call(ctx context.Context, t *ticket) ([]byte, error) {
 	if t.err != nil {
 		return nil, t.err
 	}
-	return rs.c.await(ctx, rs, rs.stream, t.sent)
+	return rs.c.await(ctx, rs, rs.stream, t.p)
 }
 
 // publish publishes the queued tickets below the target, in order, until
@@ -236,5 +236,5 @@ func (rs *runState) send(t *ticket) {
 		return
 	}
 	t.in = nil
-	t.sent, t.err = rs.c.send(rs, rs.name, data)
+	t.p, t.err = rs.c.send(rs, rs.name, rs.stream.CachedInfo().Config.Name, data)
 }

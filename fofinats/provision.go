@@ -42,12 +42,21 @@ const (
 	resultsMaxAge = time.Hour
 )
 
-// Message headers, beside JetStream's Nats-Msg-Id.
-const (
-	hdrCall   = "Fofi-Call"   // on inputs and results: the call's sequence number in its client
-	hdrWorker = "Fofi-Worker" // on results: the worker that ran the call
-	hdrStatus = "Fofi-Status" // on results: statusOK, statusError or statusPanic
-)
+// A call's id is "<client>.<seq>", seq the call's number in its client.
+// Its input has no header: its body is "<seq>\n" and the encoded input, the
+// client in its subject. Its result has one, the call's id as JetStream's
+// Nats-Msg-Id, so that a result published twice (by a worker that died
+// before it acknowledged the input, and the next) is stored once; an error
+// or a panic has a second, hdrStatus, and the worker's name in its body.
+// (The status is not a subject token: a client's results consumer filters
+// one literal subject, which the server matches faster than a wildcard.)
+// Every header costs a parse on every message, on the server and on the
+// client, and an input's
+// message id would cost the server an entry in its duplicate window
+// (duplicateWindow) for nothing: a client publishes an input once.
+// hdrStatus is the header of a result that is not statusOK: statusError or
+// statusPanic.
+const hdrStatus = "Fofi-Status"
 
 const (
 	statusOK    = "ok"
@@ -189,20 +198,12 @@ func withTimeout(ctx context.Context, cfg config, req func(context.Context) erro
 	return req(ctx)
 }
 
-// maxPublishPending is the asynchronous publisher's window: how many
-// publishes may wait for the server's acknowledgement. Calls in flight are
-// bounded elsewhere (by fofi's concurrency, by a worker's slots); the window
-// only has to stay out of their way.
-const maxPublishPending = 1 << 16
-
 // ownJetStream makes a JetStream context on js's connection, with js's API
-// prefix or domain, for fofinats alone: its asynchronous publisher has its
-// own window, timeout and callbacks, and leaves the caller's untouched.
-func ownJetStream(js jetstream.JetStream, cfg config, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
-	opts = append(opts,
-		jetstream.WithDefaultTimeout(cfg.serverTimeout),
-		jetstream.WithPublishAsyncTimeout(cfg.serverTimeout),
-		jetstream.WithPublishAsyncMaxPending(maxPublishPending))
+// prefix or domain, for fofinats's requests to the JetStream API, bounded
+// by the server timeout. (fofinats publishes inputs and results with a
+// publisher of its own, see publish.go, not with js's.)
+func ownJetStream(js jetstream.JetStream, cfg config) (jetstream.JetStream, error) {
+	opts := []jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(cfg.serverTimeout)}
 	o := js.Options()
 	switch {
 	case o.Domain != "":

@@ -117,14 +117,12 @@ func Run[In, Out any](ctx context.Context, c *Client, name string, inputs iter.S
 		return decode[Out](c, name, res)
 	}
 	opts = append([]fofi.Option{fofi.WithConcurrency(DefaultConcurrency)}, opts...)
-	c.active.Store(rs.id, rs)
 	err = fofi.Run(context.WithValue(ctx, runKey{}, rs), pulled, work, consume, opts...)
 	if err != nil {
 		// Usually done already, by the first call that saw the run stop.
 		rs.cancel()
 	}
 	rs.waitAnswered(c.cfg.serverTimeout)
-	c.active.Delete(rs.id)
 	c.endRun(rs)
 	purgeErr := withTimeout(context.WithoutCancel(ctx), c.cfg, func(ctx context.Context) error {
 		return s.Purge(ctx, jetstream.WithPurgeSubject(inPrefix+name+"."+c.id+"."+rs.id))

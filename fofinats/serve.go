@@ -1,6 +1,7 @@
 package fofinats
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,10 +36,10 @@ import (
 // worth, so that a slow server slows the worker down.
 const (
 	// fetchWait is how long one pull request waits for inputs on the
-	// server. It bounds how long a stopping worker waits for the pull
-	// requests it has open (so that it can hand back what they still bring),
-	// and so most of the time Serve takes to return; an idle worker sends
-	// one pull request per fetchWait.
+	// server (see pull.go). It bounds how long a stopping worker waits for
+	// the pull requests it has open (so that it can hand back what they
+	// still bring), and so most of the time Serve takes to return; an idle
+	// worker sends one pull request per fetchWait.
 	fetchWait = 400 * time.Millisecond
 	// publishDrain is how long a stopping worker waits for the server to
 	// acknowledge the results it has published. An input whose result is
@@ -47,9 +48,17 @@ const (
 	publishDrain = 250 * time.Millisecond
 	// retryWait is the pause after a failed pull request before the next.
 	retryWait = 250 * time.Millisecond
+	// nakDelay is how long an input whose result the server did not store
+	// waits before it is delivered again: a passing failure (no results
+	// stream, which a restarted server lost until a client makes it again;
+	// no acknowledgement in time) must not use up the input's deliveries
+	// (WithMaxDeliver) at once. A stopping worker hands its inputs back
+	// without delay.
+	nakDelay = 500 * time.Millisecond
 	// refillShare sets when a busy worker asks for more: once a quarter of
 	// its slots are free, so that quick calls are pulled in batches, not one
-	// request per call. An idle worker asks as soon as one slot is free.
+	// request per call. A worker with no input coming asks as soon as one
+	// slot is free.
 	refillShare = 4
 	// cancelMemory is how long a worker remembers a cancelled run or call,
 	// to terminate an input of it that was already on its way when the
@@ -141,34 +150,47 @@ func Serve[In, Out any](ctx context.Context, js jetstream.JetStream, name string
 type worker struct {
 	name    string
 	id      string
-	js      jetstream.JetStream // fofinats's own: its callbacks answer inputs
-	cons    jetstream.Consumer
+	js      jetstream.JetStream // fofinats's own, for the consumer's lookup
+	nc      *nats.Conn          // js's
+	pub     *publisher          // stores the results; made and closed by serve
 	slots   int
 	ackWait time.Duration
+	timeout time.Duration // WithServerTimeout
 	handle  func(context.Context, []byte) ([]byte, error)
 
-	wg   sync.WaitGroup // the drain goroutines and the calls; waited for by serve
+	wg   sync.WaitGroup // the calls; waited for by serve
 	wake chan struct{}  // capacity 1: a slot was released or a pull request ended
 
+	inbox       string // the prefix of the pull requests' reply subjects
+	nextSubject string // where pull requests go: the consumer's MSG.NEXT
+
 	mu         sync.Mutex
-	held       int                  // slots held: asked for, or delivered and not yet returned
-	fetching   int                  // pull requests open
-	stopping   bool                 // ctx ended: hand back whatever arrives
-	fatal      error                // ends serve: the connection closed, the consumer deleted
-	calls      map[string]*call     // running, by call key
-	publishing map[*nats.Msg]*call  // results waiting for the server's acknowledgement
-	cancelled  map[string]time.Time // recently cancelled runs and calls, by key
+	held       int                     // slots held: asked for, or delivered and not yet returned
+	asked      int                     // inputs the open pull requests may still bring
+	requests   map[string]*pullRequest // pull requests not seen to end, by reply subject
+	reqNum     uint64                  // the last pull request's number
+	pause      time.Time               // no pull request before then (after an error)
+	stopping   bool                    // ctx ended: hand back whatever arrives
+	fatal      error                   // ends serve: the connection closed, the consumer deleted
+	calls      map[string]*call        // running, by call key
+	publishing int                     // results waiting for the server's acknowledgement
+	cancelled  map[string]time.Time    // recently cancelled runs and calls, by key
 }
 
 // call is one input a worker has taken.
 type call struct {
-	msg              jetstream.Msg
-	client, run, seq string
-	cancel           context.CancelCauseFunc
+	w           *worker
+	msg         *nats.Msg
+	input       []byte // the encoded input, in msg.Data
+	id          string // the call's id: <client>.<seq>
+	client, run string
+	cancel      context.CancelCauseFunc
 }
 
-func (c *call) key() string    { return c.client + "/" + c.seq }
-func (c *call) runKey() string { return c.client + "/run/" + c.run }
+// callKey names a call in worker.calls and worker.cancelled: its id, also
+// its result's message id. cancelRunKey names a cancelled run in worker.cancelled.
+func callKey(client, seq string) string      { return client + "." + seq }
+func cancelRunKey(client, run string) string { return client + "/run/" + run }
 
 var workerCount atomic.Int64
 
@@ -186,33 +208,26 @@ func workerID() string {
 func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg config,
 	handle func(context.Context, []byte) ([]byte, error)) (*worker, error) {
 	w := &worker{
-		name:       name,
-		id:         workerID(),
-		slots:      cfg.workerConcurrency,
-		handle:     handle,
-		wake:       make(chan struct{}, 1),
-		calls:      make(map[string]*call),
-		publishing: make(map[*nats.Msg]*call),
-		cancelled:  make(map[string]time.Time),
+		name:      name,
+		id:        workerID(),
+		slots:     cfg.workerConcurrency,
+		timeout:   cfg.serverTimeout,
+		handle:    handle,
+		wake:      make(chan struct{}, 1),
+		requests:  make(map[string]*pullRequest),
+		calls:     make(map[string]*call),
+		cancelled: make(map[string]time.Time),
 	}
-	var err error
-	w.js, err = ownJetStream(js, cfg,
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
-			if c := w.published(m); c != nil {
-				c.msg.Ack()
-			}
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
-			// The result is not stored: hand the input back to be run again.
-			if c := w.published(m); c != nil {
-				c.msg.Nak()
-			}
-		}))
+	var (
+		err  error
+		cons jetstream.Consumer
+	)
+	w.js, err = ownJetStream(js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fofinats: Serve(%q): %w", name, err)
 	}
 	err = withTimeout(ctx, cfg, func(ctx context.Context) error {
-		w.cons, err = w.js.Consumer(ctx, handlerStream(name), consumerName)
+		cons, err = w.js.Consumer(ctx, handlerStream(name), consumerName)
 		return err
 	})
 	switch {
@@ -222,16 +237,33 @@ func newWorker(ctx context.Context, js jetstream.JetStream, name string, cfg con
 	case err != nil:
 		return nil, fmt.Errorf("fofinats: Serve(%q): look up consumer %s of stream %s: %w", name, consumerName, handlerStream(name), err)
 	}
-	w.ackWait = w.cons.CachedInfo().Config.AckWait
+	w.ackWait = cons.CachedInfo().Config.AckWait
+	w.nc = w.js.Conn()
+	w.inbox = w.nc.NewInbox()
+	w.nextSubject = apiPrefix(js) + "CONSUMER.MSG.NEXT." + handlerStream(name) + "." + consumerName
 	return w, nil
 }
 
 func (w *worker) serve(ctx context.Context) error {
-	nc := w.js.Conn()
-	sub, err := nc.Subscribe(cancelPrefix+"*", w.onCancel)
+	sub, err := w.nc.Subscribe(cancelPrefix+"*", w.onCancel)
 	if err != nil {
 		return fmt.Errorf("fofinats: Serve(%q): subscribe to cancellations: %w", w.name, err)
 	}
+	defer sub.Unsubscribe()
+	if w.pub, err = newPublisher(w.nc, w.timeout); err != nil {
+		return fmt.Errorf("fofinats: Serve(%q): subscribe to acknowledgements: %w", w.name, err)
+	}
+	// The inbox subscription lives as long as Serve. Its callback starts
+	// calls (wg), so it must have returned for good before wg.Wait: serve
+	// waits for the subscription's closed handler.
+	inboxClosed := make(chan struct{})
+	inbox, err := w.nc.Subscribe(w.inbox+".*", func(m *nats.Msg) { w.onPull(ctx, m) })
+	if err != nil {
+		w.pub.close()
+		return fmt.Errorf("fofinats: Serve(%q): subscribe to %s: %w", w.name, w.inbox, err)
+	}
+	inbox.SetClosedHandler(func(string) { close(inboxClosed) })
+	inbox.SetPendingLimits(-1, -1)   // what arrives is bounded by the slots asked for
 	beatsDone := make(chan struct{}) // closed by serve once every call has returned
 	beatsExited := make(chan struct{})
 	go func() {
@@ -239,123 +271,68 @@ func (w *worker) serve(ctx context.Context) error {
 		w.beat(beatsDone)
 	}()
 
-	err = w.pull(ctx, nc)
+	err = w.pull(ctx)
 
 	w.mu.Lock()
 	w.stopping = true
 	w.mu.Unlock()
+	// pull has waited for the open pull requests to end (within
+	// fetchWait+pullGrace), or met a fatal error: nothing more is coming.
+	if inbox.Unsubscribe() == nil {
+		<-inboxClosed
+	}
 	// The calls' contexts derive from ctx and have ended (unless a fatal
-	// error ended the loop). The drain goroutines end with their pull
-	// requests, within fetchWait.
+	// error ended the loop).
 	w.wg.Wait()
 	close(beatsDone)
 	<-beatsExited
-	select {
-	case <-w.js.PublishAsyncComplete():
-	case <-time.After(publishDrain):
-	}
-	// Fails the publishes still waiting, whose callbacks hand their inputs
-	// back.
-	w.js.CleanupPublisher()
-	sub.Unsubscribe()
+	w.pub.waitIdle(publishDrain)
+	// Fails the publishes still waiting, whose inputs are handed back.
+	w.pub.close()
 	return err
-}
-
-// pull asks the server for inputs while slots are free, until ctx ends or
-// a fatal error.
-func (w *worker) pull(ctx context.Context, nc *nats.Conn) error {
-	for {
-		w.mu.Lock()
-		free, fatal := w.slots-w.held-max(0, len(w.publishing)-w.slots), w.fatal
-		ask := free > 0 && (w.fetching == 0 || free >= max(1, w.slots/refillShare))
-		if ask {
-			w.held += free
-			w.fetching++
-		}
-		w.mu.Unlock()
-		if fatal != nil {
-			return fatal
-		}
-		if ask {
-			batch, err := w.cons.Fetch(free, jetstream.FetchMaxWait(fetchWait))
-			if err != nil {
-				w.mu.Lock()
-				w.held -= free
-				w.fetching--
-				w.mu.Unlock()
-				if nc.IsClosed() {
-					return fmt.Errorf("fofinats: Serve(%q): connection closed: %w", w.name, err)
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(retryWait):
-				}
-				continue
-			}
-			w.wg.Go(func() { w.drain(ctx, batch, free) })
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		}
-	}
-}
-
-// drain starts a call for every input a pull request brings, then releases
-// the slots it asked for and did not get.
-func (w *worker) drain(ctx context.Context, batch jetstream.MessageBatch, asked int) {
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		w.take(ctx, msg)
-	}
-	err := batch.Error()
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-		w.mu.Lock()
-		w.fatal = fmt.Errorf("fofinats: Serve(%q): consumer deleted: %w", w.name, err)
-		w.mu.Unlock()
-	case err != nil:
-		select {
-		case <-ctx.Done():
-		case <-time.After(retryWait):
-		}
-	}
-	w.mu.Lock()
-	w.held -= asked - got
-	w.fetching--
-	w.mu.Unlock()
-	w.signal()
 }
 
 // take starts a call for msg, or answers it at once: hands it back if the
 // worker is stopping, terminates it if its client cancelled it.
-func (w *worker) take(ctx context.Context, msg jetstream.Msg) {
-	c := &call{msg: msg}
-	// The subject is fofi.in.<name>.<client>.<run>.
-	rest := strings.TrimPrefix(msg.Subject(), inPrefix+w.name+".")
+func (w *worker) take(ctx context.Context, msg *nats.Msg) {
+	c := &call{w: w, msg: msg}
+	// The subject is fofi.in.<name>.<client>.<run>, the body
+	// <seq>\n<input> (see provision.go).
+	rest := msg.Subject[min(len(msg.Subject), len(inPrefix)+len(w.name)+1):]
 	c.client, c.run, _ = strings.Cut(rest, ".")
-	c.seq = msg.Headers().Get(hdrCall)
+	seq, input, ok := bytes.Cut(msg.Data, []byte{'\n'})
+	if !ok || len(seq) == 0 || len(seq) > 20 || c.client == "" {
+		// Not from a fofinats client: nobody could receive its result.
+		w.answer(msg, ackTerm)
+		w.release(1)
+		return
+	}
+	c.input = input
+	c.id = callKey(c.client, string(seq))
 
 	w.mu.Lock()
 	stopping := w.stopping
-	_, runCancelled := w.cancelled[c.runKey()]
-	_, callCancelled := w.cancelled[c.key()]
-	if !stopping && !runCancelled && !callCancelled {
+	cancelled := false
+	if len(w.cancelled) > 0 {
+		_, runCancelled := w.cancelled[cancelRunKey(c.client, c.run)]
+		_, callCancelled := w.cancelled[c.id]
+		cancelled = runCancelled || callCancelled
+	}
+	if !stopping && !cancelled {
 		var callCtx context.Context
 		callCtx, c.cancel = context.WithCancelCause(ctx)
-		w.calls[c.key()] = c
-		w.mu.Unlock()
+		w.calls[c.id] = c
+		// Under mu, so that no call starts once serve has set stopping
+		// and waits for the calls.
 		w.wg.Go(func() { w.run(callCtx, c) })
+		w.mu.Unlock()
 		return
 	}
 	w.mu.Unlock()
 	if stopping {
-		msg.Nak()
+		w.answer(msg, ackNak)
 	} else {
-		msg.Term()
+		w.answer(msg, ackTerm)
 	}
 	w.release(1)
 }
@@ -378,73 +355,90 @@ func (w *worker) run(ctx context.Context, c *call) {
 			if v == nil {
 				v = "runtime.Goexit called"
 			}
-			body, _ = json.Marshal(panicReport{Value: fmt.Sprint(v), Stack: debug.Stack()})
+			body, _ = json.Marshal(report{Worker: w.id, Value: fmt.Sprint(v), Stack: debug.Stack()})
 		}
 		cancelled := errors.Is(context.Cause(ctx), errCancelled)
 		stopped := ctx.Err() != nil
 		c.cancel(nil)
 		w.mu.Lock()
-		delete(w.calls, c.key())
+		delete(w.calls, c.id)
 		w.mu.Unlock()
 		switch {
 		case cancelled && status != statusOK:
 			// Nobody waits for it.
-			c.msg.Term()
+			w.answer(c.msg, ackTerm)
 			w.release(1)
 		case stopped && status == statusError:
 			// Serve is stopping: another worker runs it now.
-			c.msg.Nak()
+			w.answer(c.msg, ackNak)
 			w.release(1)
 		default:
 			w.publish(c, status, body)
 		}
 	}()
-	out, err := w.handle(ctx, c.msg.Data())
+	out, err := w.handle(ctx, c.input)
 	returned = true
 	if err != nil {
-		status, body = statusError, []byte(err.Error())
+		status = statusError
+		body, _ = json.Marshal(report{Worker: w.id, Msg: err.Error()})
 	} else {
 		status, body = statusOK, out
 	}
 }
 
-// panicReport is the body of a statusPanic result.
-type panicReport struct {
-	Value string `json:"value"`
-	Stack []byte `json:"stack"`
+// report is the body of a statusError or statusPanic result.
+type report struct {
+	Worker string `json:"worker"`
+	Msg    string `json:"msg,omitempty"`   // statusError: the error's text
+	Value  string `json:"value,omitempty"` // statusPanic: the panic's value
+	Stack  []byte `json:"stack,omitempty"` // statusPanic: the worker's stack
 }
 
 // publish stores c's result for its client. The input is acknowledged when
-// the server acknowledges the result (see newWorker): a worker that dies in
+// the server acknowledges the result (see call.published): a worker that dies in
 // between leaves the input to be run again, never a result lost.
 func (w *worker) publish(c *call, status string, body []byte) {
-	m := nats.NewMsg(outPrefix + c.client)
-	m.Data = body
-	m.Header.Set(jetstream.MsgIDHeader, c.client+"."+c.seq)
-	m.Header.Set(hdrCall, c.seq)
-	m.Header.Set(hdrWorker, w.id)
-	m.Header.Set(hdrStatus, status)
+	m := &nats.Msg{
+		Subject: outPrefix + c.client,
+		Data:    body,
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{c.id}},
+	}
+	if status != statusOK {
+		m.Header[hdrStatus] = []string{status}
+	}
 	w.mu.Lock()
-	w.publishing[m] = c
+	w.publishing++
+	w.held--
 	w.mu.Unlock()
-	w.release(1)
-	if _, err := w.js.PublishMsgAsync(m); err != nil {
-		if c := w.published(m); c != nil {
-			c.msg.Nak()
-		}
+	w.signal()
+	if err := w.pub.publish(m, c); err != nil {
+		c.published(0, err)
 	}
 }
 
-// published forgets the result m and returns its call, or nil if it was
-// already forgotten. It wakes the pull loop, in case results waiting for
-// the server held slots.
-func (w *worker) published(m *nats.Msg) *call {
+// published answers c's input once the server has answered its result:
+// acknowledges it if the result is stored, hands it back otherwise, to be
+// run again after nakDelay (at once if the worker is stopping). It wakes
+// the pull loop, in case results waiting for the server held slots.
+func (c *call) published(_ uint64, err error) {
+	w := c.w
 	w.mu.Lock()
-	c := w.publishing[m]
-	delete(w.publishing, m)
+	w.publishing--
 	w.mu.Unlock()
 	w.signal()
-	return c
+	switch {
+	case err == nil:
+		w.answer(c.msg, ackAck)
+	case errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
+		w.answer(c.msg, ackNak)
+	default:
+		w.answer(c.msg, ackNakDelay)
+	}
+}
+
+// answer answers the input m: ackAck, ackNak, ackTerm or ackProgress.
+func (w *worker) answer(m *nats.Msg, how []byte) {
+	w.nc.Publish(m.Reply, how)
 }
 
 // release gives back n slots and wakes the pull loop.
@@ -467,7 +461,7 @@ func (w *worker) signal() {
 func (w *worker) beat(done <-chan struct{}) {
 	t := time.NewTicker(w.ackWait / 3)
 	defer t.Stop()
-	var msgs []jetstream.Msg
+	var msgs []*nats.Msg
 	for {
 		select {
 		case <-done:
@@ -481,7 +475,7 @@ func (w *worker) beat(done <-chan struct{}) {
 		}
 		w.mu.Unlock()
 		for _, m := range msgs {
-			m.InProgress()
+			w.answer(m, ackProgress)
 		}
 	}
 }
@@ -493,10 +487,9 @@ func (w *worker) beat(done <-chan struct{}) {
 func (w *worker) onCancel(m *nats.Msg) {
 	client := strings.TrimPrefix(m.Subject, cancelPrefix)
 	run, seq, oneCall := strings.Cut(string(m.Data), " ")
-	probe := call{client: client, run: run, seq: seq}
-	key := probe.runKey()
+	key := cancelRunKey(client, run)
 	if oneCall {
-		key = probe.key()
+		key = callKey(client, seq)
 	}
 	now := time.Now()
 	w.mu.Lock()
@@ -513,7 +506,7 @@ func (w *worker) onCancel(m *nats.Msg) {
 	}
 	w.cancelled[key] = now
 	for _, c := range w.calls {
-		if c.client == client && (oneCall && c.seq == seq || !oneCall && c.run == run) {
+		if oneCall && c.id == key || !oneCall && c.client == client && c.run == run {
 			c.cancel(errCancelled)
 		}
 	}
