@@ -2,6 +2,7 @@ package fofi
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,36 @@ type alarm struct {
 // drops is closed by its os.File's cleanup.
 var fineTimers sync.Pool
 
+// A fine timer is a file descriptor, which a process has a limited number
+// of; runs beyond maxFine at once take the runtime timer, so that a
+// program running thousands of runs at once does not spend its
+// descriptors on them.
+const maxFine = 64
+
+var fineInUse atomic.Int32 // fine timers held by alarms
+
+// takeFine returns a fine timer for an alarm, or nil if none may be had.
+func takeFine() *fineTimer {
+	if fineInUse.Add(1) > maxFine {
+		fineInUse.Add(-1)
+		return nil
+	}
+	if f, ok := fineTimers.Get().(*fineTimer); ok {
+		return f
+	}
+	if f := newFineTimer(); f != nil {
+		return f
+	}
+	fineInUse.Add(-1)
+	return nil
+}
+
+// giveFine gives back a fine timer an alarm held.
+func giveFine(f *fineTimer) {
+	fineTimers.Put(f)
+	fineInUse.Add(-1)
+}
+
 func (a *alarm) init() {
 	a.timer = time.NewTimer(time.Hour)
 	a.timer.Stop()
@@ -42,9 +73,7 @@ func (a *alarm) reset(d time.Duration) {
 		return // the fine timer may be another run's by now
 	}
 	if !a.coarse && a.fine == nil {
-		if f, ok := fineTimers.Get().(*fineTimer); ok {
-			a.fine = f
-		} else if a.fine = newFineTimer(); a.fine == nil {
+		if a.fine = takeFine(); a.fine == nil {
 			a.coarse = true
 		}
 	}
@@ -124,7 +153,7 @@ func (a *alarm) wait(mu *sync.Mutex, done <-chan struct{}) bool {
 		mu.Lock()
 		a.coarse, a.fine = true, nil
 		fine.set(0)
-		fineTimers.Put(fine)
+		giveFine(fine)
 		mu.Unlock()
 	}
 	return true // the caller checks the time
@@ -150,7 +179,7 @@ func (a *alarm) close(mu *sync.Mutex) {
 	if a.fine != nil {
 		a.fine.set(0)
 		a.fine.drain()
-		fineTimers.Put(a.fine)
+		giveFine(a.fine)
 		a.fine = nil
 	}
 }

@@ -87,3 +87,42 @@ func TestAlarmInBubble(t *testing.T) {
 		}
 	})
 }
+
+// TestAlarmFineTimersBounded: once maxFine alarms hold a fine timer, the
+// next takes the runtime timer instead of another file descriptor, and a
+// fine timer given back is counted back.
+func TestAlarmFineTimersBounded(t *testing.T) {
+	if !fineTimersWork {
+		t.Skip("no fine timers here")
+	}
+	var mu sync.Mutex
+	var held []*alarm
+	defer func() {
+		for _, a := range held {
+			a.close(&mu)
+		}
+	}()
+	base := fineInUse.Load()
+	for range maxFine - base {
+		a := new(alarm)
+		a.init()
+		mu.Lock()
+		a.reset(time.Hour)
+		mu.Unlock()
+		held = append(held, a)
+	}
+	var extra alarm
+	extra.init()
+	mu.Lock()
+	extra.reset(time.Hour)
+	mu.Unlock()
+	if !extra.coarse || extra.fine != nil {
+		t.Errorf("alarm %d took a fine timer, want the runtime timer beyond %d", maxFine+1, maxFine)
+	}
+	extra.close(&mu)
+	held[0].close(&mu)
+	held = held[1:]
+	if n := fineInUse.Load(); n != maxFine-1 {
+		t.Errorf("%d fine timers in use after one was given back, want %d", n, maxFine-1)
+	}
+}
