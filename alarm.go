@@ -23,7 +23,19 @@ type alarm struct {
 	coarse  bool       // the runtime timer is the alarm
 	closed  bool       // the watcher goroutine has returned
 	waiting bool       // the watcher goroutine waits on fine
+	armed   bool       // fine is set to ring
+	kicked  bool       // fine rang for the run's end: no reset may re-arm it
 	due     time.Time  // when fine is to ring; zero: not set
+}
+
+// arm sets the fine timer to ring in d, or disarms it for 0. Setting it
+// also drops an expiry nobody has read. mu is held.
+func (a *alarm) arm(d time.Duration) {
+	if a.kicked && d != 1 {
+		return // a late worker's sample must not take the kick back
+	}
+	a.fine.set(d)
+	a.armed = d > 0
 }
 
 // fineTimers keeps the fine timers of runs that have ended, for the next
@@ -61,6 +73,12 @@ func giveFine(f *fineTimer) {
 	fineInUse.Add(-1)
 }
 
+// dropFine closes a fine timer an alarm held, instead of giving it back.
+func dropFine(f *fineTimer) {
+	f.close()
+	fineInUse.Add(-1)
+}
+
 func (a *alarm) init() {
 	a.timer = time.NewTimer(time.Hour)
 	a.timer.Stop()
@@ -89,7 +107,7 @@ func (a *alarm) reset(d time.Duration) {
 	// longer).
 	a.due = time.Now().Add(d)
 	if a.waiting {
-		a.fine.set(max(d, 1)) // 0 would disarm it
+		a.arm(max(d, 2)) // 0 would disarm it, 1 is the kick's
 	}
 }
 
@@ -100,8 +118,8 @@ func (a *alarm) stop() {
 		return
 	}
 	a.due = time.Time{}
-	if a.waiting && !a.closed {
-		a.fine.set(0)
+	if a.armed && !a.closed {
+		a.arm(0) // armed by a reset that raced with the end of a wait, say
 	}
 }
 
@@ -122,7 +140,7 @@ func (a *alarm) wait(mu *sync.Mutex, done <-chan struct{}) bool {
 	}
 	t := time.Now()
 	if !a.due.IsZero() {
-		fine.set(max(a.due.Sub(t), 1))
+		a.arm(max(a.due.Sub(t), 2))
 	}
 	a.waiting = true
 	mu.Unlock()
@@ -151,9 +169,13 @@ func (a *alarm) wait(mu *sync.Mutex, done <-chan struct{}) bool {
 		// bubble's clock, in which the watcher must wait on a timer of
 		// the bubble to be durably blocked. From now on it does.
 		mu.Lock()
-		a.coarse, a.fine = true, nil
+		a.coarse, a.fine, a.armed = true, nil, false
 		fine.set(0)
-		giveFine(fine)
+		if ok {
+			giveFine(fine)
+		} else {
+			dropFine(fine) // broken: no other run should take it
+		}
 		mu.Unlock()
 	}
 	return true // the caller checks the time
@@ -164,7 +186,8 @@ func (a *alarm) wait(mu *sync.Mutex, done <-chan struct{}) bool {
 func (a *alarm) kick(mu *sync.Mutex) {
 	mu.Lock()
 	if a.fine != nil && a.waiting && !a.closed {
-		a.fine.set(1)
+		a.kicked = true
+		a.arm(1)
 	}
 	mu.Unlock()
 }

@@ -59,3 +59,6 @@ func (t *fineTimer) wait() bool {
 func (t *fineTimer) drain() {
 	syscall.Read(int(t.fd), t.buf[:])
 }
+
+// close closes the timer's file.
+func (t *fineTimer) close() { t.f.Close() }

@@ -14,3 +14,4 @@ func newFineTimer() *fineTimer       { return nil }
 func (*fineTimer) set(time.Duration) {}
 func (*fineTimer) wait() bool        { return false }
 func (*fineTimer) drain()            {}
+func (*fineTimer) close()            {}

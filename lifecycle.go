@@ -261,12 +261,22 @@ func newCaller[In, Out any](work func(context.Context, In) (Out, error), cfg *co
 func (c *caller[In, Out]) call(ctx context.Context, v In) (Out, error) {
 	if w, ok := ctx.(*slotWorker); ok {
 		// A pooled run's worker: work gets the context of the call,
-		// which nested runs borrow the worker's slot through.
-		if ctx, ok = w.call(); !ok {
+		// which nested runs borrow the worker's slot through while the
+		// call runs.
+		cctx, ok := w.call()
+		if !ok {
 			var zero Out
 			return zero, ErrClosed // the run is stopped: not reported
 		}
+		out, err := c.callIn(cctx, v)
+		w.returned()
+		return out, err
 	}
+	return c.callIn(ctx, v)
+}
+
+// callIn makes the call for v with ctx, the context work gets.
+func (c *caller[In, Out]) callIn(ctx context.Context, v In) (Out, error) {
 	if c.carried != nil {
 		if err := c.carried(v); err != nil {
 			var zero Out

@@ -408,3 +408,68 @@ func TestPoolPerBubble(t *testing.T) {
 		})
 	}
 }
+
+// errGate is a parent context whose Err, once armed, blocks until
+// released: a run checks it after a failed call, so it holds the worker in
+// the window between the call's return and its next call.
+type errGate struct {
+	context.Context
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *errGate) Err() error {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return g.Context.Err()
+}
+
+// TestPoolNoBorrowBetweenCalls: a context kept by a call that has
+// returned does not lend its slot while its worker is between that call
+// and the next (a window a preemption opens): on a pool of one, a run on
+// the kept context there waits for a slot of its own. Had it borrowed, a
+// call of it that waited for the outer run's next call would have held the
+// slot that call needs.
+func TestPoolNoBorrowBetweenCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPool(t, 1)
+		gate := &errGate{Context: t.Context(), entered: make(chan struct{}), release: make(chan struct{})}
+		kept := make(chan context.Context, 1)
+		outer := make(chan error, 1)
+		go func() {
+			_, err := fofi.Map(gate, []int{0, 1}, func(ctx context.Context, i int) (int, error) {
+				if i == 0 {
+					kept <- ctx
+					gate.armed.Store(true)
+					return 0, errors.New("first call fails")
+				}
+				return i, nil
+			}, fofi.WithPool(p), fofi.WithConcurrency(1), fofi.WithContinueOnError())
+			outer <- err
+		}()
+		ctx := <-kept
+		<-gate.entered // call 0 has returned; the worker holds the slot, before call 1
+		var started atomic.Bool
+		inner := make(chan error, 1)
+		go func() {
+			inner <- fofi.ForEach(ctx, seq(1), func(context.Context, int) error {
+				started.Store(true)
+				return nil
+			}, fofi.WithPool(p))
+		}()
+		synctest.Wait()
+		if started.Load() {
+			t.Fatal("a run on a returned call's context borrowed its slot before the worker's next call")
+		}
+		close(gate.release)
+		if err := <-inner; err != nil {
+			t.Errorf("inner ForEach = %v, want nil", err)
+		}
+		if err := <-outer; err == nil {
+			t.Error("outer Map = nil, want the first call's error")
+		}
+	})
+}

@@ -15,9 +15,10 @@ package fofi
 //
 // A call is told from every other call by its callCtx: each call gets a
 // context of its own, which stays the context of that call for good. The
-// worker counts its calls (the generation in st), a callCtx records the
-// generation of its call, and a run that looks it up borrows only while
-// the worker holds its slot and is still in that generation. So a context
+// worker counts its calls (the generation in st, which moves on when a
+// call returns and when a batch begins), a callCtx records the generation
+// of its call, and a run that looks it up borrows only while the worker
+// holds its slot and is still in that generation. So a context
 // used after its call returned, by a Stream that work returned, a run
 // left going on another goroutine, or a context kept in a variable, finds
 // its call over and borrows from a call further up, or waits for a slot of
@@ -114,8 +115,8 @@ func (c *callCtx) parent() *callCtx {
 }
 
 // The bits of slotWorker.st: two flags, and above them the generation,
-// which the worker advances when it takes a slot for a batch and before
-// each call, so that the contexts of the calls before are over.
+// which the worker advances when it takes a slot for a batch and as each
+// call returns, so that the contexts of the calls before are over.
 const (
 	stHeld = 1 << iota // the worker holds a slot for a batch of calls
 	stLent             // a worker of a nested run borrows the slot
@@ -136,8 +137,9 @@ type slotWorker struct {
 	life            *lifecycle // the run's; set by take
 	w               waiter
 	// st holds stHeld, stLent and the generation. The worker changes it
-	// with a compare-and-swap, or under mu; a borrower sets stLent under
-	// mu, with a compare-and-swap that fails once the generation moved.
+	// with an add (the generation, as a call returns), a compare-and-swap
+	// (release), or under mu; a borrower sets stLent under mu, with a
+	// compare-and-swap that fails once the generation moved.
 	st    atomic.Uint64
 	ctxs  []callCtx // the contexts of the worker's current chunk; written by the worker only
 	given int       // how many of ctxs were given
@@ -231,7 +233,11 @@ func (s *slots) acquire(ctx context.Context, w *slotWorker) error {
 		}
 	}
 	if borrowed && s.pool.isClosed() {
-		w.from.giveBack(w)
+		w.mu.Lock()
+		from := w.from
+		w.from = nil
+		w.mu.Unlock()
+		from.giveBack(w)
 		return ErrClosed
 	}
 	return nil
@@ -254,9 +260,9 @@ func (s *slots) borrow(w *slotWorker) (bool, <-chan struct{}) {
 		l.mu.Lock()
 		st := l.st.Load()
 		for ; c.runs(st) && l.lentTo == nil; st = l.st.Load() {
-			// A compare-and-swap, not an Or: the worker moves to its
-			// next call, or ends its batch, with one, without the lock,
-			// and the slot of a call that is over must not be lent.
+			// A compare-and-swap, not an Or: the worker ends the call
+			// (returned) or its batch (release) without the lock, and
+			// the slot of a call that is over must not be lent.
 			if l.st.CompareAndSwap(st, st|stLent) {
 				l.lentTo = w
 				l.mu.Unlock()
@@ -323,14 +329,15 @@ func (l *slotWorker) giveBack(b *slotWorker) {
 
 // call returns the context for the worker's next work call, and false if
 // the call must not be made: the pool is closed (the run is stopped with
-// ErrClosed then) or the run stopped. It moves the worker to the next
-// generation, which ends the call before, and waits first while a run
-// borrows the slot. While nothing of the sort happens it costs two loads
-// and a compare-and-swap.
+// ErrClosed then) or the run stopped. The generation moved on when the
+// call before returned (see returned), so no context of this generation
+// has been given out, and none can have been lent: while nothing waits it
+// costs two loads. While a run still borrows the slot from the call before
+// it, it waits first.
 func (w *slotWorker) call() (context.Context, bool) {
 	closing := w.s.pool.closing.Load()
-	if st := w.st.Load(); st&stFlags == stHeld && !closing && w.st.CompareAndSwap(st, st+genOne) {
-		return w.next(st>>stGen + 1), true
+	if st := w.st.Load(); st&stFlags == stHeld && !closing {
+		return w.next(st >> stGen), true
 	}
 	if closing {
 		w.life.stop(ErrClosed)
@@ -341,11 +348,16 @@ func (w *slotWorker) call() (context.Context, bool) {
 	if !w.awaitReturn(w.life.done) {
 		return nil, false
 	}
-	// Under mu no run borrows the slot, so an Add is safe.
-	st := w.st.Add(genOne)
-	w.wakeBorrowers() // the call they waited on is over
-	return w.next(st >> stGen), true
+	return w.next(w.st.Load() >> stGen), true
 }
+
+// returned ends the call that call gave a context to: from now on a run
+// on that context borrows from a call further up, or waits for a slot of
+// its own. An Add, not a compare-and-swap, keeps stLent: a run that
+// borrowed during the call keeps the slot, and the next call waits for it.
+// A call that panics or exits the goroutine ends with its batch instead
+// (see release).
+func (w *slotWorker) returned() { w.st.Add(genOne) }
 
 // awaitReturn waits until no run borrows w's slot, or done is closed, and
 // reports whether the slot is back. w.mu is held, and released while it
