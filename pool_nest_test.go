@@ -465,8 +465,10 @@ func TestPoolNoBorrowBetweenCalls(t *testing.T) {
 			t.Fatal("a run on a returned call's context borrowed its slot before the worker's next call")
 		}
 		close(gate.release)
-		if err := <-inner; err != nil {
-			t.Errorf("inner ForEach = %v, want nil", err)
+		// The kept context lives as long as the outer run: the inner run
+		// may be cancelled by its end before it gets the slot.
+		if err := <-inner; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("inner ForEach = %v, want nil or context.Canceled", err)
 		}
 		if err := <-outer; err == nil {
 			t.Error("outer Map = nil, want the first call's error")
