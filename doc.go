@@ -76,7 +76,11 @@
 // (a claim's unstarted tail may start after inputs pulled later), so calls
 // that wait for an earlier input can fill all c slots while that input
 // waits, where a loop of c goroutines taking inputs in order would not.
-// At concurrency 1 inputs start in input order.
+// At concurrency 1 inputs start in input order. And an ordered Run or
+// Stream that fails fast starts no input after a failed one (see
+// [WithOrdered]) without cancelling the calls before it, which it waits
+// for: a call before the failure that waits for a call after it waits for
+// ever. This is a known bug.
 //
 // The inputs iterator runs on a goroutine of fofi's and is asked for the
 // next input only while the run goes on; but fofi cannot interrupt it

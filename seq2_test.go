@@ -281,10 +281,12 @@ func TestSeq2InputErrorStopsAtOnce(t *testing.T) {
 			<-release // the calls for 0..3 have started and block
 			yield(0, errRead)
 		}
-		var cancelled atomic.Int64
+		var cancelled, started atomic.Int64
 		start := time.Now()
 		for _, err := range fofi.StreamSeq2(t.Context(), inputs, func(ctx context.Context, x int) (int, error) {
-			if x == 3 {
+			// Once all four have started, whatever their order: inputs
+			// start in roughly, not strictly, input order.
+			if started.Add(1) == 4 {
 				close(release)
 			}
 			select {
