@@ -200,8 +200,7 @@ func (a *alarm) close(mu *sync.Mutex) {
 	a.timer.Stop()
 	a.closed = true
 	if a.fine != nil {
-		a.fine.set(0)
-		a.fine.drain()
+		a.fine.set(0) // which also drops an expiry nobody read
 		giveFine(a.fine)
 		a.fine = nil
 	}

@@ -54,11 +54,5 @@ func (t *fineTimer) wait() bool {
 	return err == nil
 }
 
-// drain takes an expiry that nobody read, so that the next user's first
-// wait does not return at once.
-func (t *fineTimer) drain() {
-	syscall.Read(int(t.fd), t.buf[:])
-}
-
 // close closes the timer's file.
 func (t *fineTimer) close() { t.f.Close() }

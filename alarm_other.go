@@ -13,5 +13,4 @@ type fineTimer struct{}
 func newFineTimer() *fineTimer       { return nil }
 func (*fineTimer) set(time.Duration) {}
 func (*fineTimer) wait() bool        { return false }
-func (*fineTimer) drain()            {}
 func (*fineTimer) close()            {}

@@ -134,47 +134,32 @@ func TestPoolLendsOnlyDuringTheCall(t *testing.T) {
 				}
 			})
 		})
-		t.Run(fmt.Sprintf("kept/c=%d", c), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				p := newPool(t, 1)
-				var g gauge
-				err := fofi.Run(t.Context(), seq(n), func(ctx context.Context, x int) (context.Context, error) {
-					if _, err := fofi.Map(ctx, []int{1}, leaf(&g, time.Millisecond), fofi.WithPool(p)); err != nil {
-						return nil, err
+		for _, name := range []string{"kept", "unused"} {
+			t.Run(fmt.Sprintf("%s/c=%d", name, c), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					p := newPool(t, 1)
+					var g gauge
+					err := fofi.Run(t.Context(), seq(n), func(ctx context.Context, x int) (context.Context, error) {
+						if name == "kept" { // the call borrows its slot before it keeps ctx
+							if _, err := fofi.Map(ctx, []int{1}, leaf(&g, time.Millisecond), fofi.WithPool(p)); err != nil {
+								return nil, err
+							}
+						}
+						own(&g)
+						return ctx, nil
+					}, func(ctx context.Context) error {
+						_, err := fofi.Map(ctx, []int{1, 2}, leaf(&g, time.Millisecond), fofi.WithPool(p))
+						return err
+					}, fofi.WithConcurrency(c), fofi.WithPool(p))
+					if err != nil {
+						t.Fatalf("Run = %v, want nil", err)
 					}
-					own(&g)
-					return ctx, nil
-				}, func(ctx context.Context) error {
-					_, err := fofi.Map(ctx, []int{1, 2}, leaf(&g, time.Millisecond), fofi.WithPool(p))
-					return err
-				}, fofi.WithConcurrency(c), fofi.WithPool(p))
-				if err != nil {
-					t.Fatalf("Run = %v, want nil", err)
-				}
-				if m := g.max.Load(); m != 1 {
-					t.Errorf("%d calls in flight on a pool of 1, want 1", m)
-				}
+					if m := g.max.Load(); m != 1 {
+						t.Errorf("%d calls in flight on a pool of 1, want 1", m)
+					}
+				})
 			})
-		})
-		t.Run(fmt.Sprintf("unused/c=%d", c), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				p := newPool(t, 1)
-				var g gauge
-				err := fofi.Run(t.Context(), seq(n), func(ctx context.Context, x int) (context.Context, error) {
-					own(&g)
-					return ctx, nil
-				}, func(ctx context.Context) error {
-					_, err := fofi.Map(ctx, []int{1, 2}, leaf(&g, time.Millisecond), fofi.WithPool(p))
-					return err
-				}, fofi.WithConcurrency(c), fofi.WithPool(p))
-				if err != nil {
-					t.Fatalf("Run = %v, want nil", err)
-				}
-				if m := g.max.Load(); m != 1 {
-					t.Errorf("%d calls in flight on a pool of 1, want 1", m)
-				}
-			})
-		})
+		}
 		t.Run(fmt.Sprintf("goroutine/c=%d", c), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := newPool(t, 1)

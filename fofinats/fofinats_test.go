@@ -552,16 +552,7 @@ func TestServerRestart(t *testing.T) {
 }
 
 func testServerRestart(t *testing.T, loseResults bool) {
-	dir := t.TempDir()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	s, opts := startFileServer(t)
 	nc, err := nats.Connect(s.ClientURL(), nats.ReconnectWait(100*time.Millisecond), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -592,22 +583,7 @@ func testServerRestart(t *testing.T, loseResults bool) {
 			}
 		}
 	}
-	port := s.Addr().(*net.TCPAddr).Port
-	s.Shutdown()
-	s.WaitForShutdown()
-	opts.Port = port
-	s, err = server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	defer func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	}()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("restarted server not ready")
-	}
+	s = restartServer(t, s, opts)
 	startWorkers(t, s, "restart", 1, 4)
 	select {
 	case err := <-done:
@@ -762,15 +738,7 @@ func TestForeignInput(t *testing.T) {
 // gives up on them after their expiry and asks again), and after the
 // server restarted (which ends them with a status).
 func TestWorkerReconnects(t *testing.T) {
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	s, opts := startFileServer(t)
 	wnc, err := nats.Connect(s.ClientURL(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -814,24 +782,49 @@ func TestWorkerReconnects(t *testing.T) {
 	}
 	call(2)
 
-	port := s.Addr().(*net.TCPAddr).Port
-	s.Shutdown()
-	s.WaitForShutdown()
-	opts.Port = port
-	if s, err = server.NewServer(opts); err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	defer func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	}()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("restarted server not ready")
-	}
+	s = restartServer(t, s, opts)
 	call(3)
 	cancel()
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v, want nil after its context ended", err)
 	}
+}
+
+// startFileServer starts a JetStream server on file storage in a fresh
+// directory, on a free port, for a test that restarts it.
+func startFileServer(t *testing.T) (*server.Server, *server.Options) {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	return s, opts
+}
+
+// restartServer shuts s down and starts it again on the same port and
+// store; the new server is shut down when the test ends.
+func restartServer(t *testing.T, s *server.Server, opts *server.Options) *server.Server {
+	t.Helper()
+	port := s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	opts.Port = port
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted server not ready")
+	}
+	return s
 }
